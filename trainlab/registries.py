@@ -1,0 +1,18 @@
+"""Every registry TrainLab has, with the built-in modules each imports on its first miss."""
+
+from .registry import Registry
+
+MODELS = Registry("models", locations=["trainlab.models"])  # nn.Modules built from the MODEL section
+DATASETS = Registry("datasets", locations=["trainlab.datasets"])  # DatasetBase subclasses (DATASET.TRAIN|VAL|TEST)
+TRAINERS = Registry("trainers", locations=["trainlab.trainers"])  # BaseTrainer subclasses (TRAINER.NAME)
+OPTIMIZERS = Registry("optimizers", locations=["trainlab.optim"])  # every torch.optim optimizer by class name
+SCHEDULERS = Registry("schedulers", locations=["trainlab.optim"])  # every torch LR scheduler + warmup schedules
+LOSSES = Registry("losses", locations=["trainlab.optim"])  # every torch.nn loss by class name
+METRICS = Registry("metrics", locations=["trainlab.metrics"])  # metrics that accumulate and merge across ranks
+HOOKS = Registry("hooks", locations=["trainlab.engine.hooks"])  # training-loop hooks (TRAINER.HOOKS)
+COLLATORS = Registry("collators", locations=["trainlab.datasets.collators"])  # batch collators (DATASET.*.COLLATOR)
+
+ALL_REGISTRIES = {
+    registry.name: registry
+    for registry in (MODELS, DATASETS, TRAINERS, OPTIMIZERS, SCHEDULERS, LOSSES, METRICS, HOOKS, COLLATORS)
+}

@@ -1,0 +1,38 @@
+"""Parameter-efficient fine-tuning: TrainLab's own LoRA (any nn.Linear) and a bridge to Hugging Face PEFT.
+
+The PEFT bridge (:mod:`trainlab.peft.hf_peft`) and adapter merging (:mod:`trainlab.peft.merge`) import
+the ``peft`` / ``transformers`` libraries, so they are imported from their modules, not from here.
+"""
+
+from .adapter import load_lora_adapter, lora_state_dict, read_adapter_config, save_lora_adapter
+from .lora import (
+    LoRALinear,
+    add_lora_layers,
+    apply_lora_from_config,
+    lora_modules,
+    merge_lora,
+    merge_lora_layers,
+    merged_state_dict,
+    unmerge_lora,
+)
+from .params import count_parameters, freeze_model, freeze_parameters, mark_trainable, unfreeze_model
+
+__all__ = [
+    "LoRALinear",
+    "add_lora_layers",
+    "apply_lora_from_config",
+    "count_parameters",
+    "freeze_model",
+    "freeze_parameters",
+    "load_lora_adapter",
+    "lora_modules",
+    "lora_state_dict",
+    "mark_trainable",
+    "merge_lora",
+    "merge_lora_layers",
+    "merged_state_dict",
+    "read_adapter_config",
+    "save_lora_adapter",
+    "unfreeze_model",
+    "unmerge_lora",
+]

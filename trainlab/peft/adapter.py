@@ -1,0 +1,115 @@
+"""Save and load TrainLab LoRA adapters: the LoRA weights (and trained heads) without the base model.
+
+On-disk format, a directory holding two files:
+
+``trainlab_adapter.safetensors``
+    ``<layer>.lora_A`` [r, in] and ``<layer>.lora_B`` [out, r] for every LoRA layer, plus every other
+    parameter that was trainable when saved (e.g. ``classifier.weight``), under the model's state-dict names.
+``trainlab_adapter.json``
+    ``{"format": "trainlab-lora", "version": 1,
+       "layers": {"<layer>": {"r": 8, "alpha": 16.0, "dropout": 0.1}, ...},
+       "trained_parameters": ["classifier.weight", ...],
+       "base_model": {"NAME": "BertForSequenceClassification", "PRETRAINED": "/path", ...} or null}``
+    ``base_model`` is the MODEL config section (without LORA/PEFT) that rebuilds the base model; models
+    built by TrainLab record it in their ``base_model_cfg`` attribute.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from typing import Any
+
+import torch
+from safetensors.torch import load_file, save_file
+from torch import nn
+
+from trainlab.errors import ConfigError
+
+from .lora import LoRALinear, lora_modules
+from .params import is_lora_parameter
+
+ADAPTER_WEIGHTS = "trainlab_adapter.safetensors"
+ADAPTER_CONFIG = "trainlab_adapter.json"
+ADAPTER_FORMAT = "trainlab-lora"
+
+
+def lora_state_dict(model: nn.Module, include_trained: bool = True) -> dict[str, torch.Tensor]:
+    """LoRA weights of ``model`` and, with ``include_trained``, every other trainable parameter (heads)."""
+    return {
+        name: param.detach()
+        for name, param in model.named_parameters()
+        if is_lora_parameter(name) or (include_trained and param.requires_grad)
+    }
+
+
+def save_lora_adapter(model: nn.Module, path: str, base_model: dict[str, Any] | None = None) -> str:
+    """Write the adapter of ``model`` to the directory ``path`` (format above); return ``path``.
+
+    ``base_model`` defaults to ``model.base_model_cfg``, which TrainLab's models set.
+    """
+    layers = lora_modules(model)
+    if not layers:
+        raise ConfigError(f"{type(model).__name__} has no LoRA layers to save; add them with MODEL.LORA first")
+    if any(layer.merged for layer in layers.values()):
+        raise ConfigError("cannot save a LoRA adapter while it is merged; call unmerge_lora(model) first")
+    tensors = {name: tensor.contiguous().cpu() for name, tensor in lora_state_dict(model).items()}
+    meta = {
+        "format": ADAPTER_FORMAT,
+        "version": 1,
+        "layers": {name: {"r": m.r, "alpha": m.alpha, "dropout": m.dropout_p} for name, m in layers.items()},
+        "trained_parameters": sorted(name for name in tensors if not is_lora_parameter(name)),
+        "base_model": base_model if base_model is not None else getattr(model, "base_model_cfg", None),
+    }
+    os.makedirs(path, exist_ok=True)
+    save_file(tensors, os.path.join(path, ADAPTER_WEIGHTS), metadata={"format": "pt"})
+    with open(os.path.join(path, ADAPTER_CONFIG), "w", encoding="utf-8") as file:
+        json.dump(meta, file, indent=2, default=str)
+    return path
+
+
+def read_adapter_config(path: str) -> dict[str, Any]:
+    """The ``trainlab_adapter.json`` of the adapter directory ``path``, checked."""
+    config_file = os.path.join(path, ADAPTER_CONFIG)
+    if not os.path.isfile(config_file) or not os.path.isfile(os.path.join(path, ADAPTER_WEIGHTS)):
+        raise ConfigError(
+            f"'{path}' is not a TrainLab LoRA adapter: it needs {ADAPTER_CONFIG} and {ADAPTER_WEIGHTS} "
+            f"(written by save_lora_adapter)"
+        )
+    try:
+        with open(config_file, encoding="utf-8") as file:
+            meta = json.load(file)
+    except json.JSONDecodeError as error:
+        raise ConfigError(f"{config_file} is not valid JSON ({error}); the adapter is damaged") from error
+    if not isinstance(meta, dict) or meta.get("format") != ADAPTER_FORMAT or not meta.get("layers"):
+        raise ConfigError(f"{config_file} is not a '{ADAPTER_FORMAT}' adapter description")
+    return meta
+
+
+def load_lora_adapter(model: nn.Module, path: str) -> nn.Module:
+    """Load the adapter in ``path`` into ``model``, adding its LoRA layers first where missing."""
+    meta = read_adapter_config(path)
+    existing = lora_modules(model)
+    for name, settings in meta["layers"].items():
+        if name in existing:
+            continue
+        try:
+            layer = model.get_submodule(name)
+        except AttributeError as error:
+            raise ConfigError(f"adapter '{path}' has a LoRA layer '{name}' that {type(model).__name__} lacks; "
+                              f"it was saved from a different model") from error
+        if type(layer) is not nn.Linear:
+            raise ConfigError(f"adapter '{path}' targets '{name}', which is a {type(layer).__name__}, not nn.Linear")
+        model.set_submodule(name, LoRALinear(layer, settings["r"], settings["alpha"], settings["dropout"]))
+    tensors = load_file(os.path.join(path, ADAPTER_WEIGHTS))
+    unknown = sorted(set(tensors) - set(model.state_dict()))
+    if unknown:
+        raise ConfigError(
+            f"adapter '{path}' holds weights {unknown[:5]} that {type(model).__name__} does not have; "
+            f"it was saved from a different model"
+        )
+    try:
+        model.load_state_dict(tensors, strict=False)
+    except RuntimeError as error:
+        raise ConfigError(f"adapter '{path}' does not fit {type(model).__name__}: {error}") from error
+    return model

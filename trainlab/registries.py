@@ -9,7 +9,7 @@ OPTIMIZERS = Registry("optimizers", locations=["trainlab.optim"])  # every torch
 SCHEDULERS = Registry("schedulers", locations=["trainlab.optim"])  # every torch LR scheduler + warmup schedules
 LOSSES = Registry("losses", locations=["trainlab.optim"])  # every torch.nn loss by class name
 METRICS = Registry("metrics", locations=["trainlab.metrics"])  # metrics that accumulate and merge across ranks
-HOOKS = Registry("hooks", locations=["trainlab.engine.hooks"])  # training-loop hooks (TRAINER.HOOKS)
+HOOKS = Registry("hooks", locations=["trainlab.engine.builtin_hooks"])  # training-loop hooks (TRAINER.HOOKS)
 COLLATORS = Registry("collators", locations=["trainlab.datasets.collators"])  # batch collators (DATASET.*.COLLATOR)
 
 ALL_REGISTRIES = {

@@ -137,7 +137,9 @@ def test_warmup_cosine_with_cycles_and_floor_and_warmup_ratio():
 
 
 def test_warmup_state_survives_a_weights_only_checkpoint():
-    first = build_scheduler(sgd(), "WarmupCosine", {"num_cycles": 1.0}, steps_per_epoch=10, epochs=1, warmup_steps=2)
+    first = build_scheduler(
+        sgd(), "WarmupCosine", {"num_cycles": 1.0}, steps_per_epoch=10, epochs=1, warmup_steps=2
+    )
     lrs_over(first, 4)
     buffer = io.BytesIO()
     torch.save(first.scheduler.state_dict(), buffer)
@@ -178,7 +180,9 @@ def test_one_cycle_runs_per_step_over_the_whole_run():
 
 
 def test_reduce_on_plateau_steps_on_the_monitored_metric():
-    scheduled = build_scheduler(sgd(), "ReduceLROnPlateau", {"patience": 0, "factor": 0.5}, steps_per_epoch=3, epochs=2)
+    scheduled = build_scheduler(
+        sgd(), "ReduceLROnPlateau", {"patience": 0, "factor": 0.5}, steps_per_epoch=3, epochs=2
+    )
     assert scheduled.monitor and scheduled.interval == "epoch"
     for loss in (1.0, 0.9, 0.95):
         scheduled.step(loss)
@@ -189,7 +193,9 @@ def test_reduce_on_plateau_steps_on_the_monitored_metric():
 
 def test_no_scheduler_and_warmup_ignored_by_schedulers_without_warmup():
     assert build_scheduler(sgd(), None, {}, steps_per_epoch=3, epochs=2, warmup_ratio=0.1) is None
-    exponential = build_scheduler(sgd(), "ExponentialLR", {"gamma": 0.5}, steps_per_epoch=3, epochs=2, warmup_ratio=0.1)
+    exponential = build_scheduler(
+        sgd(), "ExponentialLR", {"gamma": 0.5}, steps_per_epoch=3, epochs=2, warmup_ratio=0.1
+    )
     assert lrs_over(exponential, 3) == pytest.approx([1.0, 0.5, 0.25])
     with pytest.raises(ConfigError, match="num_warmup_steps=30"):
         build_scheduler(sgd(), "WarmupLinear", {}, steps_per_epoch=3, epochs=2, warmup_steps=30)

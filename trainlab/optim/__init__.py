@@ -11,8 +11,8 @@ from .schedulers import ScheduledLR, build_scheduler, default_interval
 from .warmup import WarmupConstant, WarmupCosine, WarmupLinear, WarmupSchedule
 
 __all__ = [
-    "NO_DECAY_NAMES",
     "NORM_LAYERS",
+    "NO_DECAY_NAMES",
     "ScheduledLR",
     "WarmupConstant",
     "WarmupCosine",

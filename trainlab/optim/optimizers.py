@@ -30,7 +30,9 @@ def build_optimizer(model: nn.Module, name: str, kwargs: Mapping[str, Any]) -> o
     options = dict(kwargs)
     check_keywords(optimizer_class, options, "OPTIMIZER_KWARGS")
     if "params" in options:
-        raise ConfigError(f"OPTIMIZER_KWARGS of {name} sets 'params'; remove it, the model's parameters are passed in")
+        raise ConfigError(
+            f"OPTIMIZER_KWARGS of {name} sets 'params'; remove it, the model's parameters are passed in"
+        )
     model = unwrap_model(model)
     trainable = trainable_parameters(model)
     if not trainable:

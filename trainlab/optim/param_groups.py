@@ -58,7 +58,11 @@ def param_groups(
                 continue
             seen.add(id(param))
             full_name = f"{module_name}.{param_name}" if module_name else param_name
-            if isinstance(module, NORM_LAYERS) or param.ndim <= 1 or any(part in full_name for part in no_decay):
+            if (
+                isinstance(module, NORM_LAYERS)
+                or param.ndim <= 1
+                or any(part in full_name for part in no_decay)
+            ):
                 exempt.append(param)
             else:
                 decayed.append(param)

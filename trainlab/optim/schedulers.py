@@ -45,7 +45,9 @@ class ScheduledLR:
         if not self.monitor:
             self.scheduler.step()
         elif metric is None:
-            raise ValueError(f"{type(self.scheduler).__name__} steps on a monitored metric; pass its value to step()")
+            raise ValueError(
+                f"{type(self.scheduler).__name__} steps on a monitored metric; pass its value to step()"
+            )
         else:
             self.scheduler.step(metric)
 
@@ -90,11 +92,15 @@ def build_scheduler(
         raise ConfigError(f"SCHEDULER_KWARGS.interval of {name} is {interval!r}; use 'step' or 'epoch'")
     check_keywords(scheduler_class, options, "SCHEDULER_KWARGS")
     if "optimizer" in options:
-        raise ConfigError(f"SCHEDULER_KWARGS of {name} sets 'optimizer'; remove it, the optimizer is passed in")
+        raise ConfigError(
+            f"SCHEDULER_KWARGS of {name} sets 'optimizer'; remove it, the optimizer is passed in"
+        )
     accepted, _ = accepted_keywords(scheduler_class)
     length = _run_length(interval, steps_per_epoch, epochs, max_steps)
     if not {"epochs", "steps_per_epoch"} & options.keys():  # OneCycleLR may derive its length from these
-        options.update({key: length for key in RUN_LENGTH_ARGUMENTS if key in accepted and key not in options})
+        options.update(
+            {key: length for key in RUN_LENGTH_ARGUMENTS if key in accepted and key not in options}
+        )
     if "num_warmup_steps" in accepted and "num_warmup_steps" not in options:
         options["num_warmup_steps"] = _warmup_length(warmup_steps, warmup_ratio, length)
     if issubclass(scheduler_class, lr_scheduler.OneCycleLR) and "max_lr" not in options:

@@ -46,7 +46,9 @@ class LinearDecay(WarmupMultiplier):
 class CosineDecay(WarmupMultiplier):
     """Cosine from 1 down to ``min_lr_ratio``; ``num_cycles=0.5`` is one half-wave."""
 
-    def __init__(self, num_warmup_steps: int, num_training_steps: int, num_cycles: float, min_lr_ratio: float) -> None:
+    def __init__(
+        self, num_warmup_steps: int, num_training_steps: int, num_cycles: float, min_lr_ratio: float
+    ) -> None:
         super().__init__(num_warmup_steps, num_training_steps)
         self.num_cycles = num_cycles
         self.min_lr_ratio = min_lr_ratio

@@ -15,8 +15,14 @@ from trainlab.errors import ConfigError
 
 logger = logging.getLogger(__name__)
 
-# transformers logs its load report (missing / unexpected keys) through these loggers as one large table.
-_LOAD_REPORT_LOGGERS = ("transformers.modeling_utils", "transformers.utils.loading_report")
+# transformers logs its load report (missing / unexpected keys) as one large table through this logger.
+# Only that record is filtered; other warnings still show. (Raising the logger's level instead would
+# switch on transformers' tensor-parallel plan check, which warns on every load.)
+_LOAD_REPORT_LOGGER = "transformers.modeling_utils"
+
+
+def _is_not_load_report(record: logging.LogRecord) -> bool:
+    return "LOAD REPORT" not in str(record.msg)
 
 
 def resolve_pretrained(pretrained: str, key: str = "MODEL.PRETRAINED") -> str:
@@ -50,24 +56,18 @@ def _looks_like_path(text: str) -> bool:
 
 
 @contextlib.contextmanager
-def quiet_hf_loading() -> Iterator[None]:
-    """Hide transformers' progress bars and load-report table; callers log a one-line summary instead.
-
-    Errors still raise; only the report and bars are suppressed.
-    """
+def quiet_hf() -> Iterator[None]:
+    """Hide transformers' progress bars and load-report table; callers log a one-line summary instead."""
     from transformers.utils import logging as hf_logging
 
     bars_were_on = hf_logging.is_progress_bar_enabled()
     hf_logging.disable_progress_bar()
-    report_loggers = [logging.getLogger(name) for name in _LOAD_REPORT_LOGGERS]
-    levels = [report_logger.level for report_logger in report_loggers]
-    for report_logger in report_loggers:
-        report_logger.setLevel(logging.ERROR)
+    report_logger = logging.getLogger(_LOAD_REPORT_LOGGER)
+    report_logger.addFilter(_is_not_load_report)
     try:
         yield
     finally:
-        for report_logger, level in zip(report_loggers, levels):
-            report_logger.setLevel(level)
+        report_logger.removeFilter(_is_not_load_report)
         if bars_were_on:
             hf_logging.enable_progress_bar()
 
@@ -121,7 +121,7 @@ def _is_tokenizer(component: Any) -> bool:
 
 
 def _load(loader: Any, directory: str, trust_remote_code: bool) -> Any:
-    with quiet_hf_loading():
+    with quiet_hf():
         try:
             return loader.from_pretrained(directory, local_files_only=True, trust_remote_code=trust_remote_code)
         except (OSError, ValueError, TypeError, KeyError) as error:  # no such component, or an incomplete one

@@ -28,9 +28,10 @@ class DataError(TrainLabError, ValueError):
 def did_you_mean(word: str, candidates: Iterable[str]) -> str:
     """Return `" — did you mean 'x'?"` for the closest candidate, or an empty string."""
     candidates = list(candidates)
+    lowered = {c.lower(): c for c in candidates}
+    if word.lower() in lowered:  # only the case differs: that is the match
+        return f" — did you mean '{lowered[word.lower()]}'?"
     matches = difflib.get_close_matches(word, candidates, n=1, cutoff=0.6)
     if not matches:
-        lowered = {c.lower(): c for c in candidates}
-        matches = difflib.get_close_matches(word.lower(), list(lowered), n=1, cutoff=0.6)
-        matches = [lowered[m] for m in matches]
+        matches = [lowered[m] for m in difflib.get_close_matches(word.lower(), list(lowered), n=1, cutoff=0.6)]
     return f" — did you mean '{matches[0]}'?" if matches else ""

@@ -107,21 +107,27 @@ def all_reduce_min(value: torch.Tensor) -> torch.Tensor:
 
 
 def all_gather_cat(tensor: torch.Tensor) -> torch.Tensor:
-    """Concatenate ``tensor`` (dim 0 may differ per rank) from every rank, in rank order."""
+    """Concatenate ``tensor`` from every rank along dim 0, in rank order.
+
+    Ranks may hold different numbers of rows, or none at all (a rank with no evaluation samples may
+    hold an empty tensor whose other dimensions are unknown: it takes the others' shape).
+    """
     if not is_distributed():
         return tensor
     device = tensor.device
     if dist.get_backend() == "nccl" and device.type != "cuda":
         tensor = tensor.cuda()
-    size = torch.tensor([tensor.shape[0]], device=tensor.device)
-    sizes = [torch.zeros_like(size) for _ in range(get_world_size())]
-    dist.all_gather(sizes, size)
-    longest = int(max(s.item() for s in sizes))
-    padded = torch.zeros((longest, *tensor.shape[1:]), dtype=tensor.dtype, device=tensor.device)
-    padded[: tensor.shape[0]] = tensor
-    gathered = [torch.zeros_like(padded) for _ in sizes]
+    shape = torch.tensor(list(tensor.shape), device=tensor.device)
+    shapes = [torch.zeros_like(shape) for _ in range(get_world_size())]
+    dist.all_gather(shapes, shape)
+    rows = [int(s[0]) for s in shapes]
+    trailing = torch.stack(shapes)[:, 1:].max(dim=0).values.tolist()
+    padded = torch.zeros((max(rows), *trailing), dtype=tensor.dtype, device=tensor.device)
+    if tensor.numel():
+        padded[: tensor.shape[0]] = tensor
+    gathered = [torch.zeros_like(padded) for _ in rows]
     dist.all_gather(gathered, padded)
-    return torch.cat([g[: int(s.item())] for g, s in zip(gathered, sizes)]).to(device)
+    return torch.cat([g[:n] for g, n in zip(gathered, rows)]).to(device)
 
 
 def broadcast_object(obj: Any, src: int = 0) -> Any:

@@ -102,13 +102,9 @@ def build_optimization(trainer: BaseTrainer) -> None:
 
     settings = trainer.settings
     trainer.optimizer = build_optimizer(trainer.unwrapped_model, settings["optimizer_class"], dict(settings["optimizer_kwargs"]))
-    epochs = settings["epochs"]
-    steps_per_epoch = trainer.steps_per_epoch
-    if settings["max_steps"]:
-        epochs = min(epochs, -(-settings["max_steps"] // max(steps_per_epoch, 1)))
     scheduled = build_scheduler(
         trainer.optimizer, settings["scheduler_class"] or None, dict(settings["scheduler_kwargs"]),
-        steps_per_epoch=steps_per_epoch, epochs=epochs,
+        steps_per_epoch=trainer.steps_per_epoch, epochs=settings["epochs"], max_steps=settings["max_steps"],
         warmup_steps=settings["warmup_steps"], warmup_ratio=settings["warmup_ratio"],
     )
     if scheduled is not None:

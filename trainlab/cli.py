@@ -1,0 +1,155 @@
+"""The `trainlab` command: list, config, train, eval, predict, preprocess, merge-lora."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import traceback
+from collections.abc import Callable
+
+from .errors import TrainLabError
+
+EXIT_USER_ERROR = 2
+
+
+def cmd_list(args: argparse.Namespace) -> int:
+    from .registries import ALL_REGISTRIES
+    from .runner import import_modules
+
+    import_modules(args.imports)
+    names = [args.registry.lower()] if args.registry else list(ALL_REGISTRIES)
+    for name in names:
+        registry = ALL_REGISTRIES.get(name) or ALL_REGISTRIES.get(name + "s")
+        if registry is None:
+            from .errors import RegistryError, did_you_mean
+
+            raise RegistryError(f"no registry '{name}'{did_you_mean(name, ALL_REGISTRIES)}; registries: {', '.join(ALL_REGISTRIES)}")
+        entries = registry.names()
+        print(f"{registry.name} ({len(entries)})")
+        for entry in entries:
+            obj = registry.get(entry)
+            print(f"  {entry:<36} {getattr(obj, '__module__', '?')}")
+    return 0
+
+
+def cmd_config(args: argparse.Namespace) -> int:
+    from .config import load_config
+    from .runner import check_components, import_config_modules, import_modules
+
+    import_modules(args.imports)
+    cfg = load_config(args.config, _overrides(args))
+    import_config_modules(cfg)
+    check_components(cfg)
+    sys.stdout.write(cfg.dump())
+    return 0
+
+
+def cmd_train(args: argparse.Namespace) -> int:
+    from .config import load_config
+    from .launch import LaunchOptions, launch
+    from .runner import check_components, import_config_modules, import_modules
+
+    overrides = _overrides(args)
+    if args.resume is not None:
+        overrides += ["TRAINER.RESUME", args.resume or "auto"]
+    import_modules(args.imports)
+    cfg = load_config(args.config, overrides)  # user errors surface here, once, before any process starts
+    import_config_modules(cfg)
+    check_components(cfg)
+    options = LaunchOptions(args.nproc, args.gpus, args.nnodes, args.node_rank, args.master_addr, args.master_port,
+                            args.rdzv_endpoint).resolve()
+    module_args = [args.config, *overrides, *sum((["--import", m] for m in args.imports), [])]
+    module_args += ["--debug"] if args.debug else []
+    if not options.distributed:
+        from .train import main as train_main
+
+        return train_main(module_args)
+    return launch(options, module_args)
+
+
+def cmd_preprocess(args: argparse.Namespace) -> int:
+    from .preprocess.stackoverflow import main as stackoverflow_main
+
+    return stackoverflow_main(args.args)
+
+
+def cmd_merge_lora(args: argparse.Namespace) -> int:
+    from .peft.merge import merge_lora_checkpoint
+
+    out = merge_lora_checkpoint(args.checkpoint, args.out_dir)
+    print(f"merged model written to {out}")
+    return 0
+
+
+def _overrides(args: argparse.Namespace) -> list[str]:
+    return list(args.overrides)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="trainlab", description="Registry-driven training for Hugging Face models.")
+    parser.add_argument("--debug", action="store_true", help="show the traceback of user errors")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    def add(name: str, func: Callable[[argparse.Namespace], int], help_text: str, config: bool = True) -> argparse.ArgumentParser:
+        cmd = sub.add_parser(name, help=help_text, description=help_text)
+        cmd.set_defaults(func=func)
+        cmd.add_argument("--debug", action="store_true", help="show tracebacks of user errors")
+        cmd.add_argument("--import", dest="imports", action="append", default=[], metavar="MODULE",
+                         help="import a module that registers components (repeatable)")
+        if config:
+            cmd.add_argument("config", help="YAML config file")
+            cmd.add_argument("overrides", nargs="*", help="overrides: KEY VALUE pairs or KEY=VALUE items")
+        return cmd
+
+    listing = add("list", cmd_list, "list every registry and its names", config=False)
+    listing.add_argument("registry", nargs="?", help="only this registry (models, datasets, trainers, ...)")
+    add("config", cmd_config, "print the resolved config (defaults, _BASE_ files and overrides applied)")
+    train = add("train", cmd_train, "train from a config, on 1..N processes or GPUs, one machine or several")
+    train.add_argument("--nproc", type=int, default=1, help="processes on this machine (CPU: gloo, CUDA: nccl)")
+    train.add_argument("--gpus", help="GPU ids to use, e.g. 0,1,2,3 (sets --nproc)")
+    train.add_argument("--nnodes", type=int, default=1)
+    train.add_argument("--node-rank", type=int, default=0)
+    train.add_argument("--master-addr", default="127.0.0.1")
+    train.add_argument("--master-port", type=int)
+    train.add_argument("--rdzv-endpoint", help="host:port of a c10d rendezvous (instead of --master-addr/--master-port)")
+    train.add_argument("--resume", nargs="?", const="auto", help="continue the latest run (or the given checkpoint)")
+    pre = sub.add_parser("preprocess", help="prepare a dataset: `trainlab preprocess stackoverflow --input CSV --output DIR`")
+    pre.add_argument("args", nargs=argparse.REMAINDER)
+    pre.set_defaults(func=cmd_preprocess)
+    merge = add("merge-lora", cmd_merge_lora, "merge a saved LoRA adapter into its base model (HF layout)", config=False)
+    merge.add_argument("checkpoint")
+    merge.add_argument("out_dir")
+    return parser
+
+
+def _subcommands(parser: argparse.ArgumentParser) -> dict[str, argparse.ArgumentParser]:
+    action = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction))
+    return dict(action.choices)
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    parser = build_parser()
+    commands = _subcommands(parser)
+    command_at = next((i for i, arg in enumerate(argv) if arg in commands), None)
+    if command_at is None or command_at != next((i for i, a in enumerate(argv) if not a.startswith("-")), None):
+        args = parser.parse_args(argv)  # prints usage / help and exits
+    elif argv[command_at] == "preprocess":
+        args = parser.parse_args(argv)
+    else:  # options may come after the positional overrides: `trainlab train x.yaml TRAINER.EPOCHS 3 --nproc 2`
+        args = commands[argv[command_at]].parse_intermixed_args(argv[command_at + 1:])
+        args.debug = args.debug or "--debug" in argv[:command_at]
+    try:
+        return args.func(args)
+    except TrainLabError as exc:
+        if args.debug:
+            traceback.print_exc()
+        print(f"trainlab: error: {exc}", file=sys.stderr)
+        return EXIT_USER_ERROR
+    except KeyboardInterrupt:
+        print("trainlab: interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,83 @@
+"""Start N training processes through PyTorch's elastic launcher (torchrun), on one machine or several."""
+
+from __future__ import annotations
+
+import os
+import socket
+import sys
+import uuid
+from dataclasses import dataclass
+
+from .errors import ConfigError
+
+
+@dataclass
+class LaunchOptions:
+    """How many processes to start and how they find each other (torchrun's options)."""
+
+    nproc: int = 1
+    gpus: str | None = None
+    nnodes: int = 1
+    node_rank: int = 0
+    master_addr: str = "127.0.0.1"
+    master_port: int | None = None
+    rdzv_endpoint: str | None = None
+
+    def resolve(self) -> LaunchOptions:
+        if self.gpus:
+            devices = [d.strip() for d in self.gpus.split(",") if d.strip()]
+            if not all(d.isdigit() for d in devices):
+                raise ConfigError(f"--gpus takes device numbers like 0,1,2,3, got '{self.gpus}'")
+            os.environ["CUDA_VISIBLE_DEVICES"] = ",".join(devices)
+            self.nproc = len(devices)
+        if self.nproc < 1 or self.nnodes < 1:
+            raise ConfigError(f"--nproc and --nnodes must be at least 1 (got {self.nproc}, {self.nnodes})")
+        if not 0 <= self.node_rank < self.nnodes:
+            raise ConfigError(f"--node-rank must be in 0..{self.nnodes - 1}, got {self.node_rank}")
+        if self.nnodes > 1 and self.master_port is None and self.rdzv_endpoint is None:
+            raise ConfigError("several nodes need a meeting point: pass --master-addr and --master-port (or --rdzv-endpoint)")
+        return self
+
+    @property
+    def distributed(self) -> bool:
+        return self.nproc * self.nnodes > 1
+
+
+def free_port() -> int:
+    """A TCP port nothing listens on right now (chosen at launch, never a fixed 29500)."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def launch(options: LaunchOptions, module_args: list[str]) -> int:
+    """Run ``python -m trainlab.train *module_args`` in ``nproc`` processes per node; returns the exit code."""
+    from torch.distributed.elastic.multiprocessing.errors import ChildFailedError
+    from torch.distributed.launcher.api import LaunchConfig, elastic_launch
+
+    if options.rdzv_endpoint:
+        backend, endpoint, rdzv_configs = "c10d", options.rdzv_endpoint, {}
+    else:
+        port = options.master_port or free_port()
+        backend, endpoint, rdzv_configs = "static", f"{options.master_addr}:{port}", {"rank": options.node_rank}
+    config = LaunchConfig(
+        min_nodes=options.nnodes,
+        max_nodes=options.nnodes,
+        nproc_per_node=options.nproc,
+        run_id=os.environ.get("SLURM_JOB_ID") or uuid.uuid4().hex[:12],
+        rdzv_backend=backend,
+        rdzv_endpoint=endpoint,
+        rdzv_configs=rdzv_configs,
+        max_restarts=0,
+        monitor_interval=0.2,
+    )
+    os.environ.setdefault("OMP_NUM_THREADS", str(max(1, (os.cpu_count() or 1) // options.nproc)))
+    try:
+        elastic_launch(config, sys.executable)("-u", "-m", "trainlab.train", *module_args)
+    except ChildFailedError as exc:
+        rank, failure = exc.get_first_failure()
+        code = failure.exitcode if failure.exitcode and failure.exitcode > 0 else 1
+        print(f"trainlab: training failed: process {rank} exited with code {failure.exitcode} (its error is above)",
+              file=sys.stderr)
+        return code
+    return 0

@@ -45,7 +45,7 @@ def _merge_trainlab_adapter(checkpoint_dir: str, out_dir: str) -> str:
             f"the adapter in '{checkpoint_dir}' does not record its base model (base_model in {ADAPTER_CONFIG}); "
             f"save it from a model built by TrainLab, or pass base_model= to save_lora_adapter"
         )
-    model = MODELS.build(base_cfg)
+    model = _build_base_model(base_cfg)
     load_lora_adapter(model, checkpoint_dir)
     merge_lora_layers(model)
     return model.save_pretrained(out_dir)
@@ -58,9 +58,16 @@ def _merge_peft_adapter(checkpoint_dir: str, out_dir: str) -> str:
 
     base_file = os.path.join(checkpoint_dir, BASE_MODEL_FILE)
     base_cfg = _read_json(base_file) if os.path.isfile(base_file) else _base_from_peft_config(checkpoint_dir)
-    wrapper = MODELS.build(base_cfg)
+    wrapper = _build_base_model(base_cfg)
     wrapper.model = PeftModel.from_pretrained(wrapper.model, checkpoint_dir).merge_and_unload()
     return wrapper.save_pretrained(out_dir)
+
+
+def _build_base_model(cfg: dict[str, Any]) -> Any:
+    # The section was written by the model itself (base_model_cfg), so its keys fit the constructor;
+    # extra from_pretrained keys such as NUM_LABELS go through the model's **kwargs.
+    options = {str(key).lower(): value for key, value in cfg.items() if key != "NAME"}
+    return MODELS.get(cfg["NAME"])(**options)
 
 
 def _base_from_peft_config(checkpoint_dir: str) -> dict[str, Any]:

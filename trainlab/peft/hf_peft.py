@@ -67,7 +67,10 @@ def _task_type(value: str) -> TaskType:
         return TaskType(str(value).upper())
     except ValueError as error:
         names = [task_type.value for task_type in TaskType]
-        raise ConfigError(f"MODEL.PEFT.TASK_TYPE '{value}' is unknown; choose one of: {', '.join(names)}") from error
+        hint = did_you_mean(str(value).upper(), names)
+        raise ConfigError(
+            f"MODEL.PEFT.TASK_TYPE '{value}' is unknown{hint}; choose one of: {', '.join(names)}"
+        ) from error
 
 
 def apply_peft(model: nn.Module, cfg: Mapping[str, Any], task: str | None = None) -> PeftModel:

@@ -5,10 +5,16 @@ Imported by configs through CUSTOM_IMPORTS, exactly as a user's own module would
 
 from __future__ import annotations
 
+import os
+import signal
+import time
+
 import torch
+from safetensors.torch import save_file
 from torch import nn
 
-from trainlab import DATASETS, MODELS, TRAINERS, BaseTrainer, DatasetBase
+from trainlab import DATASETS, HOOKS, MODELS, TRAINERS, BaseTrainer, DatasetBase, Hook
+from trainlab.engine import checkpoint
 from trainlab.metrics import ClassificationMetrics
 
 
@@ -70,3 +76,73 @@ class PrototypeStyleTrainer(BaseTrainer):
             self.save_best_model(epoch, avg_loss, train)
         self.logger.info("epoch %d %s loss %.4f", epoch, "train" if train else "val", avg_loss)
         return avg_loss
+
+
+@TRAINERS.register_module()
+class FailingTrainer(BlobsTrainer):
+    """Raises on one rank at one step, to check that the whole run stops promptly."""
+
+    def __init__(self, *args, fail_rank: int = 1, fail_step: int = 3, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        self.fail_rank, self.fail_step = fail_rank, fail_step
+
+    def train_step(self, batch):
+        if self.rank == self.fail_rank and self.global_step == self.fail_step:
+            raise RuntimeError(f"deliberate failure on rank {self.rank} at step {self.global_step}")
+        return super().train_step(batch)
+
+
+@HOOKS.register_module()
+class KillAtStepHook(Hook):
+    """SIGKILLs this process after optimizer step ``step`` (after any checkpoint of that step)."""
+
+    priority = 90
+
+    def __init__(self, step: int, rank: int = 0) -> None:
+        self.step, self.rank = step, rank
+
+    def after_train_step(self, trainer, metrics):
+        if trainer.global_step == self.step and trainer.rank == self.rank:
+            os.kill(os.getpid(), signal.SIGKILL)
+
+
+@HOOKS.register_module()
+class KillDuringSaveHook(Hook):
+    """At step ``step``, makes the checkpoint writer die after writing half of the model file."""
+
+    priority = 10  # before the checkpoint hook saves this step
+
+    def __init__(self, step: int) -> None:
+        self.step = step
+
+    def after_train_step(self, trainer, metrics):
+        if trainer.global_step != self.step:
+            return
+
+        def dying_save_model(model, filename, *args, **kwargs):
+            with open(filename, "wb") as handle:
+                handle.write(b"\0" * 100)
+                handle.flush()
+            os.kill(os.getpid(), signal.SIGKILL)
+
+        checkpoint.save_model = dying_save_model
+
+
+@HOOKS.register_module()
+class SlowStepsHook(Hook):
+    """Sleeps after each step so a test can signal the process mid-run."""
+
+    def __init__(self, seconds: float = 0.2) -> None:
+        self.seconds = seconds
+
+    def after_train_step(self, trainer, metrics):
+        time.sleep(self.seconds)
+
+
+@HOOKS.register_module()
+class ParamDumpHook(Hook):
+    """Each rank writes its final parameters to RUN_DIR/params-rank<r>.safetensors."""
+
+    def after_train(self, trainer):
+        tensors = {k: v.detach().cpu().contiguous() for k, v in trainer.unwrapped_model.state_dict().items()}
+        save_file(tensors, str(trainer.run_dir / f"params-rank{trainer.rank}.safetensors"))

@@ -151,8 +151,11 @@ class BaseTrainer:
 
     def train_epoch(self, train_loader: DataLoader, val_loader: DataLoader | None) -> None:
         epoch = self.epoch
-        if hasattr(train_loader.batch_sampler, "set_epoch"):
-            train_loader.batch_sampler.set_epoch(epoch)
+        batch_sampler = train_loader.batch_sampler
+        if hasattr(batch_sampler, "set_epoch"):
+            batch_sampler.set_epoch(epoch)
+        if hasattr(batch_sampler, "skip"):  # resuming mid-epoch: continue after the batches already trained
+            batch_sampler.skip = self.batch_in_epoch
         call_hooks(self.hooks, "before_epoch", self, epoch)
         result = self.run_one_epoch(epoch, self.epochs, train_loader, self.rank, self.device, train=True)
         metrics = {"train/epoch_loss": float(result)} if isinstance(result, (int, float)) else {}
@@ -189,7 +192,7 @@ class BaseTrainer:
         window_loss, window_steps, window_samples, window_start = torch.zeros((), device=device), 0, 0, time.perf_counter()
         epoch_loss, epoch_steps = torch.zeros((), device=device), 0
         micro = 0
-        total_micro = len(data_loader) + self.batch_in_epoch
+        total_micro = len(data_loader)
         for batch in bar:
             micro += 1
             self.batch_in_epoch += 1

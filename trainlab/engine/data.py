@@ -83,6 +83,9 @@ def build_loader(
         "num_workers": num_workers,
         "pin_memory": pin_memory,
         "persistent_workers": num_workers > 0,
+        # Its own generator: creating an iterator must not draw from the global RNG, or a resumed run's
+        # dropout masks would shift by one draw against an uninterrupted run.
+        "generator": torch.Generator().manual_seed(seed),
     }
     if isinstance(dataset, IterableDataset):
         return DataLoader(dataset, batch_size=batch_size, **common)

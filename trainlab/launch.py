@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import os
 import socket
 import sys
@@ -71,6 +72,8 @@ def launch(options: LaunchOptions, module_args: list[str]) -> int:
         max_restarts=0,
         monitor_interval=0.2,
     )
+    # The elastic agent logs every worker it stops; the failing worker's own error is what users need.
+    logging.getLogger("torch.distributed.elastic").setLevel(logging.CRITICAL)
     os.environ.setdefault("OMP_NUM_THREADS", str(max(1, (os.cpu_count() or 1) // options.nproc)))
     try:
         elastic_launch(config, sys.executable)("-u", "-m", "trainlab.train", *module_args)

@@ -1,0 +1,20 @@
+#!/usr/bin/env bash
+# Train from a config on the given devices, the prototype's calling convention:
+#   bash scripts/train.sh GPUS CONFIG [KEY VALUE ...]      e.g. bash scripts/train.sh 0,1,2,3 configs/x.yaml TRAINER.EPOCHS 3
+# GPUS is a comma-separated list of CUDA device ids. Without an NVIDIA GPU, as many CPU processes run instead.
+set -euo pipefail
+if [ $# -lt 2 ]; then
+  echo "usage: bash $0 GPUS CONFIG [KEY VALUE ...]   (e.g. bash $0 0,1 configs/stackoverflow/minilm_full.yaml)" >&2
+  exit 2
+fi
+gpus=$1 config=$2
+shift 2
+root=$(cd "$(dirname "$0")/.." && pwd)
+python=${PYTHON:-$root/.venv/bin/python}
+[ -x "$python" ] || python=python3
+if command -v nvidia-smi >/dev/null 2>&1 && nvidia-smi -L >/dev/null 2>&1; then
+  exec "$python" -m trainlab.cli train "$config" "$@" --gpus "$gpus"
+fi
+nproc=$(awk -F, '{print NF}' <<<"$gpus")
+echo "scripts/train.sh: no NVIDIA GPU here, running $nproc CPU process(es) instead of GPUs $gpus" >&2
+exec "$python" -m trainlab.cli train "$config" "$@" --nproc "$nproc"

@@ -1,4 +1,4 @@
-"""TrainLab's own BERT on the bundled MiniLM: equal to Hugging Face's, exports its layout, fuses tabular features."""
+"""TrainLab's own BERT on MiniLM: equals Hugging Face's, exports its layout, fuses tabular features."""
 
 import pytest
 import torch
@@ -71,7 +71,12 @@ def test_save_pretrained_loads_in_plain_transformers(own_and_hf, text_batch, tmp
 
 def test_architecture_comes_from_config_overrides():
     model = BertForSequenceClassification(
-        num_labels=4, vocab_size=50, hidden_size=32, num_hidden_layers=2, num_attention_heads=4, intermediate_size=64
+        num_labels=4,
+        vocab_size=50,
+        hidden_size=32,
+        num_hidden_layers=2,
+        num_attention_heads=4,
+        intermediate_size=64,
     )
     assert len(model.bert.encoder.layer) == 2
     assert model.bert.embeddings.word_embeddings.weight.shape == (50, 32)
@@ -87,7 +92,12 @@ def test_unknown_config_key_is_named_with_a_suggestion():
 @pytest.mark.parametrize("fusion", ["concat", "gated"])
 def test_tabular_features_reach_the_classifier(minilm_path, text_batch, fusion):
     model = MODELS.build(
-        {"NAME": "BertForSequenceClassification", "PRETRAINED": minilm_path, "TABULAR_DIM": 5, "FUSION": fusion}
+        {
+            "NAME": "BertForSequenceClassification",
+            "PRETRAINED": minilm_path,
+            "TABULAR_DIM": 5,
+            "FUSION": fusion,
+        }
     ).eval()
     assert {"fusion", "classifier"} <= {name.split(".")[0] for name in model.newly_initialized}
     tabular = torch.randn(2, 5, requires_grad=True)

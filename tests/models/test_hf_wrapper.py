@@ -1,4 +1,4 @@
-"""TransformersModelWrapper: any AutoModel from a local directory, tokenizer/processor, freezing, checkpointing."""
+"""TransformersModelWrapper: AutoModels from local folders, tokenizer/processor, freezing, checkpointing."""
 
 import pytest
 import torch
@@ -34,12 +34,19 @@ def test_save_pretrained_is_plain_hugging_face_layout(minilm_classifier, text_ba
 
 def test_built_from_a_config_section_with_freeze_patterns(minilm_path):
     wrapper = MODELS.build(
-        {"NAME": "TransformersModelWrapper", "PRETRAINED": minilm_path, "TASK": "base", "FREEZE": ["embeddings.*", "encoder.layer.0"]}
+        {
+            "NAME": "TransformersModelWrapper",
+            "PRETRAINED": minilm_path,
+            "TASK": "base",
+            "FREEZE": ["embeddings.*", "encoder.layer.0"],
+        }
     )
     assert isinstance(wrapper.model, transformers.BertModel)
     frozen = {name for name, param in wrapper.model.named_parameters() if not param.requires_grad}
     assert frozen == {
-        name for name, _ in wrapper.model.named_parameters() if name.startswith(("embeddings.", "encoder.layer.0."))
+        name
+        for name, _ in wrapper.model.named_parameters()
+        if name.startswith(("embeddings.", "encoder.layer.0."))
     }
     assert frozen
 
@@ -67,7 +74,9 @@ def test_missing_directory_fails_fast_naming_the_path(tmp_path):
 def test_hub_id_not_in_the_cache_fails_without_network(tmp_path, monkeypatch):
     monkeypatch.setenv("HF_HUB_CACHE", str(tmp_path))  # an empty cache: nothing is downloaded
     monkeypatch.setattr("huggingface_hub.constants.HF_HUB_CACHE", str(tmp_path))
-    with pytest.raises(ConfigError, match="not in the Hugging Face cache|nor a model in the Hugging Face cache"):
+    with pytest.raises(
+        ConfigError, match="not in the Hugging Face cache|nor a model in the Hugging Face cache"
+    ):
         TransformersModelWrapper(pretrained="someone/definitely-not-downloaded")
 
 
@@ -103,20 +112,36 @@ def test_tiny_llama_loads_as_causal_lm_and_gives_a_finite_loss(tmp_path):
 
 def test_tiny_clip_loads_with_its_image_processor(tmp_path):
     config = transformers.CLIPConfig(
-        text_config={"vocab_size": 64, "hidden_size": 32, "intermediate_size": 64, "num_hidden_layers": 2,
-                     "num_attention_heads": 4, "max_position_embeddings": 16, "bos_token_id": 0, "eos_token_id": 1},
-        vision_config={"hidden_size": 32, "intermediate_size": 64, "num_hidden_layers": 2,
-                       "num_attention_heads": 4, "image_size": 32, "patch_size": 8},
+        text_config={
+            "vocab_size": 64,
+            "hidden_size": 32,
+            "intermediate_size": 64,
+            "num_hidden_layers": 2,
+            "num_attention_heads": 4,
+            "max_position_embeddings": 16,
+            "bos_token_id": 0,
+            "eos_token_id": 1,
+        },
+        vision_config={
+            "hidden_size": 32,
+            "intermediate_size": 64,
+            "num_hidden_layers": 2,
+            "num_attention_heads": 4,
+            "image_size": 32,
+            "patch_size": 8,
+        },
         projection_dim=16,
     )
     transformers.CLIPModel(config).save_pretrained(tmp_path)
-    transformers.CLIPImageProcessor(size={"shortest_edge": 32}, crop_size={"height": 32, "width": 32}).save_pretrained(
-        tmp_path
-    )
+    transformers.CLIPImageProcessor(
+        size={"shortest_edge": 32}, crop_size={"height": 32, "width": 32}
+    ).save_pretrained(tmp_path)
     wrapper = MODELS.build({"NAME": "TransformersModelWrapper", "PRETRAINED": str(tmp_path), "TASK": "clip"})
     assert isinstance(wrapper.model, transformers.CLIPModel)
     assert wrapper.tokenizer is None and wrapper.processor is not None
-    pixels = wrapper.processor(images=[torch.randint(0, 255, (3, 40, 40), dtype=torch.uint8)], return_tensors="pt")
+    pixels = wrapper.processor(
+        images=[torch.randint(0, 255, (3, 40, 40), dtype=torch.uint8)], return_tensors="pt"
+    )
     output = wrapper(input_ids=torch.randint(2, 64, (3, 6)), pixel_values=pixels["pixel_values"])
     assert output.logits_per_image.shape == (1, 3)
     with pytest.raises(ConfigError, match="MODEL.TASK 'sequence-classification'"):

@@ -17,11 +17,17 @@ LABELS = torch.tensor([0, 1])
 
 @pytest.fixture(scope="module")
 def trained_peft(minilm_path, text_batch):
-    """MiniLM with a PEFT LoRA adapter from a MODEL.PEFT section, trained three steps; returns (wrapper, logits)."""
+    """MiniLM with PEFT LoRA from a MODEL.PEFT section, trained three steps; returns (wrapper, logits)."""
     wrapper = TransformersModelWrapper(
         pretrained=minilm_path,
         num_labels=2,
-        peft={"METHOD": "lora", "R": 4, "ALPHA": 8, "LORA_DROPOUT": 0.0, "TARGET_MODULES": ["query", "value"]},
+        peft={
+            "METHOD": "lora",
+            "R": 4,
+            "ALPHA": 8,
+            "LORA_DROPOUT": 0.0,
+            "TARGET_MODULES": ["query", "value"],
+        },
     )
     optimizer = torch.optim.AdamW([p for p in wrapper.parameters() if p.requires_grad], lr=1e-2)
     for _ in range(3):

@@ -117,11 +117,16 @@ def _train(model: nn.Module, batch: dict, steps: int = 4) -> tuple[float, float]
 
 @pytest.fixture(scope="module")
 def trained_lora_bert(minilm_path, text_batch):
-    """Own BERT with LoRA from a MODEL.LORA section, trained a few steps; returns (model, frozen base copy)."""
+    """Own BERT with LoRA from a MODEL.LORA section, trained briefly; returns (model, base copy, losses)."""
     model = BertForSequenceClassification(
-        pretrained=minilm_path, lora={"R": 4, "ALPHA": 8, "DROPOUT": 0.0, "TARGET_MODULES": ["query", "value"]}
+        pretrained=minilm_path,
+        lora={"R": 4, "ALPHA": 8, "DROPOUT": 0.0, "TARGET_MODULES": ["query", "value"]},
     )
-    base = {name: t.clone() for name, t in model.state_dict().items() if "lora_" not in name and "classifier" not in name}
+    base = {
+        name: t.clone()
+        for name, t in model.state_dict().items()
+        if "lora_" not in name and "classifier" not in name
+    }
     losses = _train(model, text_batch)
     return model.eval(), base, losses
 
@@ -147,17 +152,25 @@ def test_merging_is_exact_and_reversible(trained_lora_bert, text_batch):
         torch.testing.assert_close(model(**text_batch).logits, expected, atol=1e-5, rtol=0)
 
 
-def test_adapter_round_trip_and_merge_into_plain_transformers(trained_lora_bert, minilm_path, text_batch, tmp_path):
+def test_adapter_round_trip_and_merge_into_plain_transformers(
+    trained_lora_bert, minilm_path, text_batch, tmp_path
+):
     model, _, _ = trained_lora_bert
     with torch.no_grad():
         expected = model(**text_batch).logits
     save_lora_adapter(model, str(tmp_path / "adapter"))
     meta = json.loads((tmp_path / "adapter" / "trainlab_adapter.json").read_text())
-    assert meta["layers"]["bert.encoder.layer.0.attention.self.query"] == {"r": 4, "alpha": 8.0, "dropout": 0.0}
+    assert meta["layers"]["bert.encoder.layer.0.attention.self.query"] == {
+        "r": 4,
+        "alpha": 8.0,
+        "dropout": 0.0,
+    }
     assert meta["trained_parameters"] == ["classifier.bias", "classifier.weight"]
     assert meta["base_model"]["NAME"] == "BertForSequenceClassification"
 
-    fresh = load_lora_adapter(BertForSequenceClassification(pretrained=minilm_path), str(tmp_path / "adapter")).eval()
+    fresh = load_lora_adapter(
+        BertForSequenceClassification(pretrained=minilm_path), str(tmp_path / "adapter")
+    ).eval()
     with torch.no_grad():
         torch.testing.assert_close(fresh(**text_batch).logits, expected, atol=1e-6, rtol=0)
 
@@ -167,13 +180,14 @@ def test_adapter_round_trip_and_merge_into_plain_transformers(trained_lora_bert,
         torch.testing.assert_close(hf(**text_batch).logits, expected, atol=1e-4, rtol=0)
 
 
-def test_merge_lora_layers_restores_the_plain_architecture(trained_lora_bert, minilm_path, text_batch):
+def test_merge_lora_layers_restores_the_plain_architecture(trained_lora_bert, text_batch):
     model = copy.deepcopy(trained_lora_bert[0])
     with torch.no_grad():
         expected = model(**text_batch).logits
     merge_lora_layers(model)
     assert not lora_modules(model)
-    assert set(model.state_dict()) == set(BertForSequenceClassification(pretrained=minilm_path).state_dict())
+    base_names = set(trained_lora_bert[1]) | {"classifier.weight", "classifier.bias"}
+    assert set(model.state_dict()) == base_names
     with torch.no_grad():
         torch.testing.assert_close(model(**text_batch).logits, expected, atol=1e-5, rtol=0)
 

@@ -71,7 +71,9 @@ class BertForSequenceClassification(nn.Module):
         if self.tabular_dim > 0:
             self.fusion = build_fusion(fusion, width, self.tabular_dim, fusion_hidden, dropout)
             width = self.fusion.out_features
-            self.config.update({"tabular_dim": self.tabular_dim, "fusion": fusion, "fusion_hidden": fusion_hidden})
+            self.config.update(
+                {"tabular_dim": self.tabular_dim, "fusion": fusion, "fusion_hidden": fusion_hidden}
+            )
         self.classifier = nn.Linear(width, num_labels)
         self.apply(partial(init_bert_weights, std=self.config.initializer_range))
 
@@ -122,13 +124,15 @@ class BertForSequenceClassification(nn.Module):
         return tabular.to(features.dtype)
 
     def load_pretrained_weights(self, directory: str) -> list[str]:
-        """Copy matching weights from the Hugging Face checkpoint in ``directory``; return the names not found."""
+        """Copy matching weights from the Hugging Face checkpoint in ``directory``; return those not found."""
         checkpoint = {_own_name(name): tensor for name, tensor in read_state_dict(directory).items()}
         own = self.state_dict()
         usable = {name: t for name, t in checkpoint.items() if name in own and own[name].shape == t.shape}
         self.load_state_dict(usable, strict=False)
         newly_initialized = [name for name in own if name not in usable]
-        unused = sorted(name for name in checkpoint if name not in usable and not name.endswith("position_ids"))
+        unused = sorted(
+            name for name in checkpoint if name not in usable and not name.endswith("position_ids")
+        )
         log_load_summary(type(self).__name__, directory, newly_initialized, unused)
         return newly_initialized
 
@@ -154,7 +158,8 @@ def _bert_config(directory: str | None, num_labels: int, overrides: dict[str, An
     if unknown:
         hints = "".join(did_you_mean(key, known) for key in unknown)
         raise ConfigError(
-            f"BertForSequenceClassification does not take MODEL keys {', '.join(k.upper() for k in unknown)}{hints}; "
+            f"BertForSequenceClassification does not take MODEL keys "
+            f"{', '.join(k.upper() for k in unknown)}{hints}; "
             f"besides its own arguments it accepts BertConfig fields such as HIDDEN_SIZE, NUM_HIDDEN_LAYERS"
         )
     config = BertConfig.from_pretrained(directory, local_files_only=True) if directory else BertConfig()

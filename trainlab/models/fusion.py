@@ -49,6 +49,7 @@ def build_fusion(name: str, text_dim: int, tabular_dim: int, hidden: int, dropou
     """The fusion module called ``name`` (``MODEL.FUSION``)."""
     if name not in FUSIONS:
         raise ConfigError(
-            f"MODEL.FUSION '{name}' is unknown{did_you_mean(name, FUSIONS)}; choose one of: {', '.join(FUSIONS)}"
+            f"MODEL.FUSION '{name}' is unknown{did_you_mean(name, FUSIONS)}; "
+            f"choose one of: {', '.join(FUSIONS)}"
         )
     return FUSIONS[name](text_dim, tabular_dim, hidden, dropout)

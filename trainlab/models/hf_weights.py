@@ -1,4 +1,4 @@
-"""Read and write weights in Hugging Face's on-disk layout (safetensors, sharded or not, or pytorch_model.bin)."""
+"""Read and write weights in Hugging Face's layout (safetensors, sharded or not, or pytorch_model.bin)."""
 
 from __future__ import annotations
 
@@ -42,5 +42,9 @@ def write_state_dict(state: dict[str, torch.Tensor], directory: str) -> str:
     """Write ``state`` as ``model.safetensors`` in ``directory``; return the file path."""
     os.makedirs(directory, exist_ok=True)
     path = os.path.join(directory, SAFETENSORS)
-    save_file({name: tensor.detach().contiguous().cpu() for name, tensor in state.items()}, path, metadata={"format": "pt"})
+    save_file(
+        {name: tensor.detach().contiguous().cpu() for name, tensor in state.items()},
+        path,
+        metadata={"format": "pt"},
+    )
     return path

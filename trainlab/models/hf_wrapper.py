@@ -1,4 +1,4 @@
-"""Any Hugging Face ``AutoModel*`` from a local directory (or cached hub id), with its tokenizer / processor."""
+"""Any Hugging Face ``AutoModel*`` from a local directory (or cached hub id), with its tokenizer/processor."""
 
 from __future__ import annotations
 
@@ -140,7 +140,9 @@ class TransformersModelWrapper(nn.Module):
 
 def _normalize_task(task: str | None, model_type: str | None) -> str:
     if task and model_type and task != model_type:
-        raise ConfigError(f"MODEL.TASK '{task}' and its alias MODEL.MODEL_TYPE '{model_type}' disagree; keep one")
+        raise ConfigError(
+            f"MODEL.TASK '{task}' and its alias MODEL.MODEL_TYPE '{model_type}' disagree; keep one"
+        )
     name = (task or model_type or DEFAULT_TASK).lower().replace("_", "-")
     if name not in TASK_AUTO_CLASSES:
         raise ConfigError(

@@ -52,7 +52,7 @@ def resolve_pretrained(pretrained: str, key: str = "MODEL.PRETRAINED") -> str:
 
 def _looks_like_path(text: str) -> bool:
     # hub ids are "name" or "owner/name"; anything else can only be meant as a path
-    return os.path.isabs(text) or text.startswith(".") or text.count("/") > 1 or os.sep != "/" and os.sep in text
+    return os.path.isabs(text) or text.startswith(".") or text.count("/") > 1
 
 
 @contextlib.contextmanager
@@ -73,7 +73,7 @@ def quiet_hf() -> Iterator[None]:
 
 
 def log_load_summary(what: str, source: str, newly_initialized: list[str], unused: list[str]) -> None:
-    """Log which weights were not in the checkpoint (freshly initialised) and which checkpoint weights went unused."""
+    """Log the weights the checkpoint lacked (freshly initialised) and the checkpoint weights left unused."""
     if newly_initialized:
         logger.warning(
             "%s from %s: newly initialised (not in the checkpoint, train them): %s",
@@ -123,7 +123,9 @@ def _is_tokenizer(component: Any) -> bool:
 def _load(loader: Any, directory: str, trust_remote_code: bool) -> Any:
     with quiet_hf():
         try:
-            return loader.from_pretrained(directory, local_files_only=True, trust_remote_code=trust_remote_code)
+            return loader.from_pretrained(
+                directory, local_files_only=True, trust_remote_code=trust_remote_code
+            )
         except (OSError, ValueError, TypeError, KeyError) as error:  # no such component, or an incomplete one
             logger.warning("could not load %s from %s: %s", loader.__name__, directory, error)
             return None

@@ -50,7 +50,9 @@ def save_lora_adapter(model: nn.Module, path: str, base_model: dict[str, Any] | 
     """
     layers = lora_modules(model)
     if not layers:
-        raise ConfigError(f"{type(model).__name__} has no LoRA layers to save; add them with MODEL.LORA first")
+        raise ConfigError(
+            f"{type(model).__name__} has no LoRA layers to save; add them with MODEL.LORA first"
+        )
     if any(layer.merged for layer in layers.values()):
         raise ConfigError("cannot save a LoRA adapter while it is merged; call unmerge_lora(model) first")
     tensors = {name: tensor.contiguous().cpu() for name, tensor in lora_state_dict(model).items()}
@@ -96,10 +98,14 @@ def load_lora_adapter(model: nn.Module, path: str) -> nn.Module:
         try:
             layer = model.get_submodule(name)
         except AttributeError as error:
-            raise ConfigError(f"adapter '{path}' has a LoRA layer '{name}' that {type(model).__name__} lacks; "
-                              f"it was saved from a different model") from error
+            raise ConfigError(
+                f"adapter '{path}' has a LoRA layer '{name}' that {type(model).__name__} lacks; "
+                f"it was saved from a different model"
+            ) from error
         if type(layer) is not nn.Linear:
-            raise ConfigError(f"adapter '{path}' targets '{name}', which is a {type(layer).__name__}, not nn.Linear")
+            raise ConfigError(
+                f"adapter '{path}' targets '{name}', which is a {type(layer).__name__}, not nn.Linear"
+            )
         model.set_submodule(name, LoRALinear(layer, settings["r"], settings["alpha"], settings["dropout"]))
     tensors = load_file(os.path.join(path, ADAPTER_WEIGHTS))
     unknown = sorted(set(tensors) - set(model.state_dict()))

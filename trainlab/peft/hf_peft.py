@@ -1,4 +1,4 @@
-"""Bridge to Hugging Face PEFT: build adapters from ``MODEL.PEFT``, save them, merge them into the base model."""
+"""Bridge to Hugging Face PEFT: build adapters from ``MODEL.PEFT``, save them, merge them into the base."""
 
 from __future__ import annotations
 
@@ -32,7 +32,7 @@ BASE_MODEL_FILE = "trainlab_base_model.json"
 
 
 def peft_config_from(cfg: Mapping[str, Any], task: str | None = None) -> Any:
-    """The ``peft`` config object (``LoraConfig`` for ``method: lora``) that a ``MODEL.PEFT`` section describes."""
+    """The ``peft`` config (``LoraConfig`` for ``method: lora``) that a ``MODEL.PEFT`` section describes."""
     options = {str(key).lower(): value for key, value in cfg.items()}
     method = str(options.pop("method", "lora")).upper()
     try:
@@ -40,11 +40,15 @@ def peft_config_from(cfg: Mapping[str, Any], task: str | None = None) -> Any:
     except ValueError as error:
         methods = [peft_type.value.lower() for peft_type in PEFT_TYPE_TO_CONFIG_MAPPING]
         raise ConfigError(
-            f"MODEL.PEFT.METHOD '{method.lower()}' is not a PEFT method{did_you_mean(method.lower(), methods)}; "
+            f"MODEL.PEFT.METHOD '{method.lower()}' is not a PEFT method"
+            f"{did_you_mean(method.lower(), methods)}; "
             f"choose one of: {', '.join(methods)}"
         ) from error
     fields = {field.name for field in dataclasses.fields(config_class)}
-    options = {(_KEY_ALIASES[k] if k in _KEY_ALIASES and _KEY_ALIASES[k] in fields else k): v for k, v in options.items()}
+    options = {
+        (_KEY_ALIASES[k] if k in _KEY_ALIASES and _KEY_ALIASES[k] in fields else k): v
+        for k, v in options.items()
+    }
     if "task_type" not in options and task in TASK_TO_PEFT_TASK_TYPE:
         options["task_type"] = TASK_TO_PEFT_TASK_TYPE[task]
     if options.get("task_type") is not None:
@@ -81,7 +85,9 @@ def apply_peft(model: nn.Module, cfg: Mapping[str, Any], task: str | None = None
     ``modules_to_save``, ``bias``, ``task_type`` (default from ``task``, the wrapper's MODEL.TASK), ….
     """
     peft_model = get_peft_model(model, peft_config_from(cfg, task))
-    logger.info("PEFT %s: %s", peft_model.peft_config["default"].peft_type.value, describe_trainable(peft_model))
+    logger.info(
+        "PEFT %s: %s", peft_model.peft_config["default"].peft_type.value, describe_trainable(peft_model)
+    )
     return peft_model
 
 

@@ -92,7 +92,7 @@ class LoRALinear(nn.Module):
             self.merged = False
 
     def to_linear(self) -> nn.Linear:
-        """A plain ``nn.Linear`` computing what this layer computes, with the update merged into its weight."""
+        """A plain ``nn.Linear`` that computes what this layer computes, the update merged into its weight."""
         linear = nn.Linear(
             self.in_features,
             self.out_features,
@@ -173,7 +173,7 @@ def unmerge_lora(model: nn.Module) -> nn.Module:
 
 
 def merge_lora_layers(model: nn.Module, module_names: Iterable[str] | None = None) -> nn.Module:
-    """Replace LoRA layers (all, or those matching ``module_names``) by plain ``nn.Linear`` with merged weights.
+    """Replace LoRA layers (all, or those matching ``module_names``) by ``nn.Linear`` with merged weights.
 
     The result has the original architecture and state-dict names, so it saves in the base model's layout.
     """
@@ -185,7 +185,7 @@ def merge_lora_layers(model: nn.Module, module_names: Iterable[str] | None = Non
 
 
 def merged_state_dict(model: nn.Module) -> dict[str, torch.Tensor]:
-    """``model.state_dict()`` as if every LoRA layer were merged, without LoRA keys; ``model`` is not changed."""
+    """``model.state_dict()`` as if all LoRA layers were merged, without LoRA keys; ``model`` is unchanged."""
     state = model.state_dict()
     for name, module in lora_modules(model).items():
         state.pop(f"{name}.lora_A")
@@ -241,7 +241,11 @@ def apply_lora_from_config(
         if name in required:
             param.requires_grad_(True)
     logger.info(
-        "LoRA r=%s alpha=%s on %d layers; %s", options["r"], options["alpha"], len(targets), describe_trainable(model)
+        "LoRA r=%s alpha=%s on %d layers; %s",
+        options["r"],
+        options["alpha"],
+        len(targets),
+        describe_trainable(model),
     )
     return model
 

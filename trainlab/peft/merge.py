@@ -1,4 +1,4 @@
-"""Merge a saved adapter into its base model and save the result in Hugging Face layout (`trainlab merge-lora`).
+"""Merge a saved adapter into its base model; save the result in Hugging Face layout (`trainlab merge-lora`).
 
 Two adapter layouts are understood:
 
@@ -42,7 +42,8 @@ def _merge_trainlab_adapter(checkpoint_dir: str, out_dir: str) -> str:
     base_cfg = read_adapter_config(checkpoint_dir).get("base_model")
     if not base_cfg:
         raise ConfigError(
-            f"the adapter in '{checkpoint_dir}' does not record its base model (base_model in {ADAPTER_CONFIG}); "
+            f"the adapter in '{checkpoint_dir}' does not record its base model "
+            f"(base_model in {ADAPTER_CONFIG}); "
             f"save it from a model built by TrainLab, or pass base_model= to save_lora_adapter"
         )
     model = _build_base_model(base_cfg)

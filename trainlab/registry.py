@@ -202,26 +202,26 @@ def _origin(obj: Any) -> str:
 
 
 def accepted_keywords(target: Callable[..., Any]) -> tuple[set[str], bool]:
-    """Keyword names ``target`` accepts and whether it takes any (``**kwargs`` not forwarded to a base).
+    """Keyword names ``target`` accepts and whether it also takes any other keyword.
 
-    For a class whose ``__init__`` has ``**kwargs``, the parents' ``__init__`` parameters are
-    followed, since subclasses conventionally pass ``**kwargs`` up.
+    For a class whose ``__init__`` has ``**kwargs``, the parents' ``__init__`` parameters are followed,
+    since subclasses conventionally pass ``**kwargs`` up; ``**kwargs`` that would reach ``object`` or a
+    framework base class (``torch.nn.Module``) are the class's own open-ended options.
     """
-    if inspect.isclass(target):
-        names: set[str] = set()
-        for klass in target.__mro__:
-            init = klass.__dict__.get("__init__")
-            if init is None:
-                continue
-            if klass is object:
-                return names, False
-            params, var_kw = _keyword_params(init)
-            names |= params
-            if not var_kw:
-                return names, False
-        return names, True
-    params, var_kw = _keyword_params(target)
-    return params, var_kw
+    if not inspect.isclass(target):
+        return _keyword_params(target)
+    names: set[str] = set()
+    inits = [k for k in target.__mro__ if "__init__" in k.__dict__]
+    for klass, parent in zip(inits, inits[1:] + [object]):
+        if klass is object:
+            break
+        params, var_kw = _keyword_params(klass.__dict__["__init__"])
+        names |= params
+        if not var_kw:
+            return names, False
+        if parent is object or parent.__module__.startswith("torch."):
+            return names, True
+    return names, False
 
 
 def _keyword_params(func: Callable[..., Any]) -> tuple[set[str], bool]:

@@ -1,0 +1,296 @@
+"""Turn the Kaggle Stack Overflow closed-questions CSV into train/validation/test splits on disk.
+
+Run ``python -m trainlab.preprocess.stackoverflow --input train-sample.csv --output data/stackoverflow``.
+
+The output directory is a ``datasets.DatasetDict`` saved with ``save_to_disk``: one directory per
+split (``train``, ``validation``, ``test``; each loads alone with ``datasets.load_from_disk``)
+holding ``post_id``, ``text`` (Title + " " + BodyMarkdown), ``tabular`` (the 5 features in
+``FEATURE_NAMES``, standardised with the train split's mean and std) and ``label``, plus
+``preprocess.json``: label names, feature means/stds, seed, split sizes and drop counts, which
+:func:`featurize_csv` reuses so inference sees the same numbers. The splits are written to a
+temporary directory beside the output and renamed into place at the end, so a failure leaves
+nothing half-written.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import shutil
+import sys
+import traceback
+import uuid
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pyarrow as pa
+
+from ..errors import DataError, TrainLabError
+from .stackoverflow_csv import FEATURE_NAMES, STATUSES, feature_matrix, read_questions
+
+INFO_FILE = "preprocess.json"
+SPLITS = ("train", "validation", "test")
+LABEL_SCHEMES = {"binary": ("open", "closed"), "multiclass": STATUSES}
+
+
+@dataclass(frozen=True)
+class PreprocessSummary:
+    """What one preprocessing run read, kept, dropped and wrote."""
+
+    output_dir: Path
+    rows_read: int
+    rows_kept: int
+    dropped: dict[str, int]
+    split_sizes: dict[str, int]
+    label_names: tuple[str, ...]
+    label_counts: dict[str, dict[str, int]]  # split -> label name -> rows
+
+    def line(self) -> str:
+        """One line for the terminal: rows read, kept, dropped by reason, split sizes, output."""
+        reasons = ", ".join(f"{reason} {count}" for reason, count in self.dropped.items() if count) or "none"
+        splits = " / ".join(f"{split} {size}" for split, size in self.split_sizes.items())
+        return (
+            f"read {self.rows_read} rows, kept {self.rows_kept}, dropped {self.rows_read - self.rows_kept} "
+            f"({reasons}); {splits} -> {self.output_dir}"
+        )
+
+
+def preprocess(
+    input_csv: str | Path,
+    output_dir: str | Path,
+    labels: str = "binary",
+    seed: int = 42,
+    fractions: Sequence[float] = (0.8, 0.1, 0.1),
+) -> PreprocessSummary:
+    """Read ``input_csv``, split it (shuffled with ``seed``), standardise on train and save to ``output_dir``.
+
+    Args:
+        labels: ``"binary"`` (open -> 0, every closed reason -> 1) or ``"multiclass"`` (the 5
+            OpenStatus values in ``STATUSES`` order).
+        fractions: train / validation / test shares, each > 0, summing to 1.
+    """
+    if labels not in LABEL_SCHEMES:
+        raise DataError(f"labels must be one of {', '.join(LABEL_SCHEMES)}, got {labels!r}")
+    fractions = _check_fractions(fractions)
+    output = Path(output_dir)
+    _check_output(output)
+
+    table, rows_read, dropped = read_questions(input_csv)
+    status_to_label = _status_to_label(labels)
+    label_ids = np.array([status_to_label[status] for status in table.column("status").to_pylist()])
+    split_rows = _split_rows(len(table), fractions, seed, input_csv)
+    standardizer = Standardizer.fit(feature_matrix(table.take(split_rows["train"])))
+    label_names = LABEL_SCHEMES[labels]
+
+    splits = {
+        split: _split_dataset(table.take(rows), label_ids[rows], standardizer, label_names)
+        for split, rows in split_rows.items()
+    }
+    summary = PreprocessSummary(
+        output_dir=output,
+        rows_read=rows_read,
+        rows_kept=len(table),
+        dropped=dropped,
+        split_sizes={split: len(rows) for split, rows in split_rows.items()},
+        label_names=label_names,
+        label_counts={
+            split: {name: int((label_ids[rows] == index).sum()) for index, name in enumerate(label_names)}
+            for split, rows in split_rows.items()
+        },
+    )
+    info = {
+        "source": str(input_csv),
+        "labels": labels,
+        "label_names": list(label_names),
+        "status_to_label": status_to_label,
+        **standardizer.to_dict(),
+        "seed": seed,
+        "fractions": list(fractions),
+        "rows_read": rows_read,
+        "rows_kept": len(table),
+        "dropped": dropped,
+        "split_sizes": summary.split_sizes,
+        "label_counts": summary.label_counts,
+    }
+    _write_atomically(output, splits, info)
+    return summary
+
+
+@dataclass(frozen=True)
+class Standardizer:
+    """Per-feature ``(x - mean) / std`` with the statistics of the train split."""
+
+    feature_names: tuple[str, ...]
+    means: tuple[float, ...]
+    stds: tuple[float, ...]
+
+    @classmethod
+    def fit(cls, features: np.ndarray) -> Standardizer:
+        """Fit on a ``[rows, features]`` array; a constant feature gets std 1 so it maps to 0."""
+        stds = features.std(axis=0)
+        stds[stds == 0] = 1.0
+        return cls(FEATURE_NAMES, tuple(features.mean(axis=0).tolist()), tuple(stds.tolist()))
+
+    def apply(self, features: np.ndarray) -> np.ndarray:
+        """Standardise a ``[rows, features]`` array: float32 of the same shape."""
+        return ((features - np.array(self.means)) / np.array(self.stds)).astype(np.float32)
+
+    def to_dict(self) -> dict[str, list]:
+        return {"feature_names": list(self.feature_names), "means": list(self.means), "stds": list(self.stds)}
+
+    @classmethod
+    def from_dict(cls, info: dict[str, Any]) -> Standardizer:
+        return cls(tuple(info["feature_names"]), tuple(info["means"]), tuple(info["stds"]))
+
+
+def load_preprocess_info(data_dir: str | Path) -> dict[str, Any]:
+    """The ``preprocess.json`` saved with the splits in ``data_dir``."""
+    path = Path(data_dir) / INFO_FILE
+    if not path.is_file():
+        raise DataError(
+            f"{path} not found; run `python -m trainlab.preprocess.stackoverflow --input <csv> "
+            f"--output {data_dir}` first"
+        )
+    return json.loads(path.read_text())
+
+
+def featurize_csv(input_csv: str | Path, data_dir: str | Path) -> tuple[Any, int, dict[str, int]]:
+    """Prepare new questions in the Kaggle schema for inference with ``data_dir``'s saved statistics.
+
+    ``OpenStatus`` is not needed. Returns a ``datasets.Dataset`` with ``post_id``, ``text`` and
+    ``tabular`` (no ``label``), the number of rows read, and the rows dropped per reason.
+    """
+    standardizer = Standardizer.from_dict(load_preprocess_info(data_dir))
+    table, rows_read, dropped = read_questions(input_csv, with_status=False)
+    return _split_dataset(table, None, standardizer, None), rows_read, dropped
+
+
+def _status_to_label(labels: str) -> dict[str, int]:
+    if labels == "binary":
+        return {status: 0 if status == "open" else 1 for status in STATUSES}
+    return {status: index for index, status in enumerate(STATUSES)}
+
+
+def _check_fractions(fractions: Sequence[float]) -> tuple[float, float, float]:
+    values = tuple(float(f) for f in fractions)
+    if len(values) != 3 or min(values) <= 0 or abs(sum(values) - 1) > 1e-6:
+        raise DataError(
+            f"fractions must be 3 positive numbers (train validation test) summing to 1, got {fractions}"
+        )
+    return values  # type: ignore[return-value]
+
+
+def _split_rows(count: int, fractions: tuple[float, ...], seed: int, source: Any) -> dict[str, np.ndarray]:
+    sizes = [round(count * fraction) for fraction in fractions[1:]]
+    if count - sum(sizes) < 1 or min(sizes) < 1:
+        raise DataError(f"{source} has only {count} usable rows: too few for a {fractions} split")
+    order = np.random.default_rng(seed).permutation(count)
+    bounds = np.cumsum([count - sum(sizes), sizes[0]])
+    return dict(zip(SPLITS, np.split(order, bounds)))
+
+
+def _split_dataset(
+    table: pa.Table,
+    label_ids: np.ndarray | None,
+    standardizer: Standardizer,
+    label_names: Sequence[str] | None,
+) -> Any:
+    from datasets import ClassLabel, Dataset, Features, List, Value
+
+    tabular = standardizer.apply(feature_matrix(table))
+    columns = {
+        "post_id": table.column("post_id"),
+        "text": table.column("text"),
+        "tabular": pa.FixedSizeListArray.from_arrays(pa.array(tabular.ravel()), len(FEATURE_NAMES)),
+    }
+    features = {
+        "post_id": Value("string"),
+        "text": Value("string"),
+        "tabular": List(Value("float32"), length=5),
+    }
+    if label_ids is not None:
+        columns["label"] = pa.array(label_ids, pa.int64())
+        features["label"] = ClassLabel(names=list(label_names))
+    return Dataset.from_dict(columns, features=Features(features))
+
+
+def _check_output(output: Path) -> None:
+    if output.exists() and not output.is_dir():
+        raise DataError(f"output {output} is a file; pass a directory for the splits")
+    if output.is_dir() and any(output.iterdir()) and not (output / INFO_FILE).is_file():
+        raise DataError(
+            f"output directory {output} already holds other files; pass a new or empty directory "
+            f"(a previous preprocessing output is replaced)"
+        )
+
+
+def _write_atomically(output: Path, splits: dict[str, Any], info: dict[str, Any]) -> None:
+    from datasets import DatasetDict
+    from datasets.utils import are_progress_bars_disabled, disable_progress_bars, enable_progress_bars
+
+    output.parent.mkdir(parents=True, exist_ok=True)
+    # mkdir (unlike mkdtemp) honours the umask, so the output gets the user's usual permissions.
+    staging = output.parent / f".{output.name}.tmp-{uuid.uuid4().hex[:12]}"
+    staging.mkdir()
+    bars_were_disabled = are_progress_bars_disabled()
+    disable_progress_bars()  # the command prints one summary line, not a bar per split
+    try:
+        DatasetDict(splits).save_to_disk(str(staging))
+        (staging / INFO_FILE).write_text(json.dumps(info, indent=2) + "\n")
+        if output.exists():
+            # Move the old output aside first so the new one appears with a single rename.
+            retired = output.parent / f".{output.name}.old-{uuid.uuid4().hex[:12]}"
+            output.rename(retired)
+            staging.rename(output)
+            shutil.rmtree(retired)
+        else:
+            staging.rename(output)
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+        if not bars_were_disabled:
+            enable_progress_bars()
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Command-line entry point; returns the exit code (2 with one line on a data or usage error)."""
+    parser = argparse.ArgumentParser(
+        prog="python -m trainlab.preprocess.stackoverflow",
+        description="Split the Kaggle 'Predict Closed Questions on Stack Overflow' CSV for training.",
+    )
+    parser.add_argument("--input", required=True, help="the Kaggle CSV, e.g. train-sample.csv")
+    parser.add_argument(
+        "--output", required=True, help="directory for train/validation/test and preprocess.json"
+    )
+    parser.add_argument(
+        "--labels",
+        choices=tuple(LABEL_SCHEMES),
+        default="binary",
+        help="binary: open vs closed; multiclass: the 5 OpenStatus values",
+    )
+    parser.add_argument("--seed", type=int, default=42, help="seed of the shuffled split")
+    parser.add_argument(
+        "--fractions",
+        type=float,
+        nargs=3,
+        default=(0.8, 0.1, 0.1),
+        metavar=("TRAIN", "VAL", "TEST"),
+        help="split shares, summing to 1",
+    )
+    parser.add_argument("--debug", action="store_true", help="show the traceback of an error")
+    args = parser.parse_args(argv)
+    try:
+        summary = preprocess(args.input, args.output, args.labels, args.seed, args.fractions)
+    except TrainLabError as error:
+        if args.debug:
+            traceback.print_exc()
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+    print(summary.line())
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -67,6 +67,19 @@ def cmd_train(args: argparse.Namespace) -> int:
     return launch(options, module_args)
 
 
+def cmd_eval(args: argparse.Namespace) -> int:
+    import json
+
+    from .config import load_config
+    from .evaluation import evaluate_checkpoint
+    from .runner import import_modules
+
+    import_modules(args.imports)
+    metrics = evaluate_checkpoint(load_config(args.config, _overrides(args)), args.checkpoint, args.split)
+    print(json.dumps(metrics, indent=1))
+    return 0
+
+
 def cmd_preprocess(args: argparse.Namespace) -> int:
     from .preprocess.stackoverflow import main as stackoverflow_main
 
@@ -113,6 +126,9 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--master-port", type=int)
     train.add_argument("--rdzv-endpoint", help="host:port of a c10d rendezvous (instead of --master-addr/--master-port)")
     train.add_argument("--resume", nargs="?", const="auto", help="continue the latest run (or the given checkpoint)")
+    evaluate = add("eval", cmd_eval, "evaluate a saved model (run dir, checkpoint or .safetensors) on a data split")
+    evaluate.add_argument("--checkpoint", required=True, help="run directory (its best checkpoint), checkpoint dir or file")
+    evaluate.add_argument("--split", default="test", help="train, val or test (default: test)")
     pre = sub.add_parser("preprocess", help="prepare a dataset: `trainlab preprocess stackoverflow --input CSV --output DIR`")
     pre.add_argument("args", nargs=argparse.REMAINDER)
     pre.set_defaults(func=cmd_preprocess)

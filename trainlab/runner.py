@@ -143,11 +143,11 @@ def build_model(cfg: Config) -> Any:
     return target(**component_kwargs(cfg, "MODEL", target))
 
 
-def build_datasets(cfg: Config, model: Any) -> dict[str, Any]:
-    """TRAIN / VAL / TEST datasets that have a NAME; the model's tokenizer or processor is passed where accepted."""
+def build_datasets(cfg: Config, model: Any, splits: Iterable[str] = ("TRAIN", "VAL", "TEST")) -> dict[str, Any]:
+    """The datasets of ``splits`` that have a NAME; the model's tokenizer or processor is passed where accepted."""
     runtime = {name: getattr(model, name) for name in ("tokenizer", "processor") if getattr(model, name, None) is not None}
     built = {}
-    for split in ("TRAIN", "VAL", "TEST"):
+    for split in splits:
         dotted = f"DATASET.{split}"
         if not _section(cfg, dotted).get("NAME"):
             continue

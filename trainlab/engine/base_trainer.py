@@ -45,6 +45,7 @@ class BaseTrainer:
         self.hooks: list[Hook] = []
         self.metrics: Any = None
         self.run_dir: Path | None = None
+        self.metrics_writer: Any = None
         self.global_step = 0
         self.epoch = 0
         self.batch_in_epoch = 0
@@ -311,10 +312,20 @@ class BaseTrainer:
         return self.checkpointer.save_if_best({"val/loss": float(avg_loss_epoch)}, monitor="val/loss", mode="min")
 
     def log_metrics(self, metrics: Mapping[str, float]) -> None:
-        if self.rank == 0 and metrics:
+        if self.rank != 0 or not metrics:
+            return
+        if self.metrics_writer is not None:
             self.metrics_writer.write(metrics, step=self.global_step, epoch=self.epoch)
-            if not any(k.startswith("train/") for k in metrics):
-                self.logger.info("step %d: %s", self.global_step, "  ".join(f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}" for k, v in metrics.items()))
+        if not any(k.startswith("train/") for k in metrics):
+            text = "  ".join(f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}" for k, v in metrics.items())
+            self.logger.info("step %d: %s", self.global_step, text)
+
+    def evaluate_dataset(self, dataset: Dataset, prefix: str = "test") -> dict[str, float]:
+        """Evaluate the model as it is on ``dataset`` (no training set-up, no run directory)."""
+        from .setup import setup_for_evaluation
+
+        setup_for_evaluation(self)
+        return self.evaluate(self.prepare_dataloader(dataset, self.batch_size_eval, train=False), prefix=prefix)
 
     @property
     def unwrapped_model(self) -> nn.Module:

@@ -81,6 +81,25 @@ def setup_trainer(trainer: BaseTrainer, rank: int, world_size: int) -> None:
     )
 
 
+def setup_for_evaluation(trainer: BaseTrainer) -> None:
+    """Device, ranks and precision for evaluating the model as it is; every rank keeps a replica (no DDP)."""
+    settings = trainer.settings
+    trainer.device = resolve_device(settings["device"])
+    trainer.rank, trainer.world_size = distributed.get_rank(), distributed.get_world_size()
+    trainer.logger = setup_logger(trainer.rank)
+    trainer.custom_setup(trainer.rank, trainer.world_size)
+    trainer.strategy = build_strategy(trainer.device, settings["precision"], False)
+    trainer.model = trainer.model.to(trainer.device)
+    trainer.loss_fn = build_loss_on(trainer)
+
+
+def build_loss_on(trainer: BaseTrainer) -> torch.nn.Module | None:
+    from ..optim import build_loss
+
+    loss_fn = build_loss(trainer.settings["loss_fn"] or None, dict(trainer.settings["loss_kwargs"]))
+    return loss_fn.to(trainer.device) if loss_fn is not None else None
+
+
 def install_interrupt_handlers(trainer: BaseTrainer) -> None:
     """SIGTERM (a scheduler's pre-emption) and the first Ctrl-C ask for a checkpoint at the next step boundary."""
     if threading.current_thread() is not threading.main_thread():
@@ -98,7 +117,7 @@ def install_interrupt_handlers(trainer: BaseTrainer) -> None:
 
 def build_optimization(trainer: BaseTrainer) -> None:
     """Optimizer (no weight decay on biases and norms), scheduler and loss from their registries by name."""
-    from ..optim import build_loss, build_optimizer, build_scheduler
+    from ..optim import build_optimizer, build_scheduler
 
     settings = trainer.settings
     trainer.optimizer = build_optimizer(trainer.unwrapped_model, settings["optimizer_class"], dict(settings["optimizer_kwargs"]))
@@ -110,9 +129,7 @@ def build_optimization(trainer: BaseTrainer) -> None:
     if scheduled is not None:
         trainer.scheduler = scheduled.scheduler
         trainer.scheduler_interval = "metric" if scheduled.monitor else scheduled.interval
-    trainer.loss_fn = build_loss(settings["loss_fn"] or None, dict(settings["loss_kwargs"]))
-    if trainer.loss_fn is not None:
-        trainer.loss_fn = trainer.loss_fn.to(trainer.device)
+    trainer.loss_fn = build_loss_on(trainer)
 
 
 def restore_state(trainer: BaseTrainer) -> None:

@@ -1,0 +1,75 @@
+"""`trainlab eval`: the metrics of a saved model on any split of the configured data."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+from .config import Config
+from .errors import ConfigError
+
+SPLITS = {"train": "TRAIN", "val": "VAL", "validation": "VAL", "test": "TEST"}
+
+
+def resolve_weights(checkpoint: str) -> Path:
+    """A weights file from a checkpoint path: a .safetensors file, a checkpoint directory, or a run directory
+    (its best checkpoint, else its latest)."""
+    from .engine.checkpoint import MODEL_FILE, latest_checkpoint
+
+    path = Path(checkpoint)
+    if path.is_file():
+        return path
+    if (path / MODEL_FILE).is_file():
+        return path / MODEL_FILE
+    checkpoints = path / "checkpoints"
+    if (checkpoints / "best.json").is_file():
+        best = checkpoints / json.loads((checkpoints / "best.json").read_text(encoding="utf-8"))["checkpoint"]
+        if (best / MODEL_FILE).is_file():
+            return best / MODEL_FILE
+    latest = latest_checkpoint(checkpoints) if checkpoints.is_dir() else None
+    if latest is not None:
+        return latest / MODEL_FILE
+    raise ConfigError(f"--checkpoint {checkpoint}: no model weights there (expected a run directory, a checkpoint "
+                      f"directory with {MODEL_FILE}, or a .safetensors file)")
+
+
+def load_model_for_inference(cfg: Config, checkpoint: str) -> Any:
+    """Build the configured model and load the checkpoint's weights into it (shapes must match)."""
+    from safetensors.torch import load_model
+
+    from .runner import build_model
+
+    weights = resolve_weights(checkpoint)
+    model = build_model(cfg)
+    try:
+        load_model(model, str(weights), strict=True)
+    except RuntimeError as exc:
+        raise ConfigError(f"{weights} does not fit the configured model ({str(exc).splitlines()[0]}); "
+                          f"use the config the checkpoint was trained with") from None
+    return model
+
+
+def evaluate_checkpoint(cfg: Config, checkpoint: str, split: str = "test") -> dict[str, float]:
+    """Metrics of the model at ``checkpoint`` on DATASET.<split>, across all processes of this job."""
+    from .engine import distributed
+    from .engine.setup import seed_everything
+    from .engine.strategy import resolve_device
+    from .runner import build_datasets, build_trainer, check_components, import_config_modules
+
+    if split not in SPLITS:
+        raise ConfigError(f"--split must be one of {', '.join(SPLITS)}, got '{split}'")
+    section = SPLITS[split]
+    if not cfg.DATASET[section].NAME:
+        raise ConfigError(f"DATASET.{section}.NAME is empty: configure the {split} split to evaluate on it")
+    import_config_modules(cfg)
+    check_components(cfg)
+    distributed.init_distributed(resolve_device(cfg.TRAINER.DEVICE).type)
+    try:
+        seed_everything(cfg.TRAINER.SEED)
+        model = load_model_for_inference(cfg, checkpoint)
+        dataset = build_datasets(cfg, model, splits=(section,))[section.lower()]
+        trainer = build_trainer(cfg, model)
+        return trainer.evaluate_dataset(dataset, prefix=split)
+    finally:
+        distributed.cleanup()

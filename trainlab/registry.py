@@ -119,9 +119,11 @@ class Registry:
         """Import the modules this registry declares (once), so their components register."""
         if self._locations_imported:
             return
-        self._locations_imported = True
         for location in self._locations:
             importlib.import_module(location)
+        # Marked only after success: a failed import must fail again on the next lookup, not turn into
+        # a misleading "unknown name".
+        self._locations_imported = True
 
     def get(self, key: str | Any) -> Any:
         """Return the object registered as ``key``, importing declared locations and plugins on a miss.
@@ -159,7 +161,7 @@ class Registry:
         hint = did_you_mean(key, known)
         listing = ", ".join(known[:30]) + (f", … ({len(known)} in all)" if len(known) > 30 else "")
         return (
-            f"'{key}' is not in the {self._name} registry{hint} "
+            f"'{key}' is not in the {self._name} registry{hint or '.'} "
             f"Known names: {listing or '(none)'}. "
             f"Run `trainlab list {self._name}` to see them, or add the module that registers it "
             f"to CUSTOM_IMPORTS / --import."

@@ -5,6 +5,7 @@ from __future__ import annotations
 import copy
 import importlib.util
 import os
+import re
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -16,6 +17,21 @@ from .defaults import DEFAULTS, OPEN_SECTIONS
 
 BASE_KEY = "_BASE_"
 PKG_PREFIX = "pkg://"
+
+
+class _YamlLoader(yaml.SafeLoader):
+    """Safe YAML that reads ``1e-4`` as a float, as YAML 1.2 does; PyYAML (YAML 1.1) makes it a string."""
+
+
+_YamlLoader.add_implicit_resolver(
+    "tag:yaml.org,2002:float",
+    re.compile(r"^[-+]?(?:[0-9][0-9_]*(?:\.[0-9_]*)?|\.[0-9_]+)[eE][-+]?[0-9]+$"),
+    list("-+0123456789."),
+)
+
+
+def _load_yaml(text: str) -> Any:
+    return yaml.load(text, Loader=_YamlLoader)  # noqa: S506 - a SafeLoader subclass
 
 
 class Config(dict):
@@ -92,6 +108,7 @@ def _read_with_bases(path: Path, chain: tuple[Path, ...]) -> dict[str, Any]:
         cycle = " → ".join(str(p) for p in (*chain, path))
         raise ConfigError(f"_BASE_ files include each other in a cycle: {cycle}")
     data = _read_yaml(path)
+    _anchor_custom_imports(data, path.parent)
     bases = data.pop(BASE_KEY, [])
     bases = [bases] if isinstance(bases, str) else bases
     if not isinstance(bases, list):
@@ -103,11 +120,28 @@ def _read_with_bases(path: Path, chain: tuple[Path, ...]) -> dict[str, Any]:
     return _deep_merge(merged, data)
 
 
+def _anchor_custom_imports(data: dict[str, Any], folder: Path) -> None:
+    """Make CUSTOM_IMPORTS files absolute, relative to the file listing them.
+
+    They then still resolve when listed by a `_BASE_` file in another folder, and from the resolved config
+    written into a run directory. Paths that do not exist there are left to the runner (it also tries the cwd).
+    """
+    imports = data.get("CUSTOM_IMPORTS")
+    if not isinstance(imports, list):
+        return
+    data["CUSTOM_IMPORTS"] = [
+        str((folder / entry).resolve())
+        if isinstance(entry, str) and (entry.endswith(".py") or "/" in entry) and (folder / entry).is_file()
+        else entry
+        for entry in imports
+    ]
+
+
 def _read_yaml(path: Path) -> dict[str, Any]:
     if not path.is_file():
         raise ConfigError(f"config file not found: {path} — check the path (relative paths start at {Path.cwd()})")
     try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+        data = _load_yaml(path.read_text(encoding="utf-8"))
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
@@ -189,7 +223,7 @@ def parse_overrides(items: Sequence[str]) -> list[tuple[str, Any]]:
                 f"override '{item}' has no value — write KEY VALUE (TRAINER.EPOCHS 3) or KEY=VALUE"
             )
         try:
-            value = yaml.safe_load(raw) if raw != "" else ""
+            value = _load_yaml(raw) if raw != "" else ""
         except yaml.YAMLError:
             value = raw
         pairs.append((key.strip(), value))

@@ -45,9 +45,11 @@ _imported_files: set[Path] = set()
 def _import_file(path: Path) -> None:
     if path in _imported_files:  # a second import would register its components twice
         return
-    spec = importlib.util.spec_from_file_location(path.stem, path)
+    # A prefixed name: a user file called datasets.py must not replace Hugging Face `datasets` in sys.modules.
+    name = f"trainlab_custom_{path.stem}"
+    spec = importlib.util.spec_from_file_location(name, path)
     module = importlib.util.module_from_spec(spec)  # type: ignore[arg-type]
-    sys.modules[path.stem] = module
+    sys.modules[name] = module
     spec.loader.exec_module(module)  # type: ignore[union-attr]
     _imported_files.add(path)
 

@@ -15,6 +15,7 @@ nothing half-written.
 from __future__ import annotations
 
 import argparse
+import hashlib
 import json
 import shutil
 import sys
@@ -29,7 +30,7 @@ import numpy as np
 import pyarrow as pa
 
 from ..errors import DataError, TrainLabError
-from .stackoverflow_csv import FEATURE_NAMES, STATUSES, feature_matrix, read_questions
+from .stackoverflow_csv import FEATURE_NAMES, STATUSES, Standardizer, feature_matrix, read_questions
 
 INFO_FILE = "preprocess.json"
 SPLITS = ("train", "validation", "test")
@@ -80,25 +81,32 @@ def preprocess(
 
     table, rows_read, dropped = read_questions(input_csv)
     status_to_label = _status_to_label(labels)
-    label_ids = np.array([status_to_label[status] for status in table.column("status").to_pylist()])
-    split_rows = _split_rows(len(table), fractions, seed, input_csv)
-    standardizer = Standardizer.fit(feature_matrix(table.take(split_rows["train"])))
     label_names = LABEL_SCHEMES[labels]
-
+    sizes = _split_sizes(len(table), fractions, input_csv)
+    order = np.random.default_rng(seed).permutation(len(table))
+    features = feature_matrix(table)[order]
+    label_ids = np.array([status_to_label[status] for status in table.column("status").to_pylist()])[order]
+    standardizer = Standardizer.fit(features[: sizes["train"]])  # train rows come first in `order`
+    fingerprint = _fingerprint(input_csv, labels, seed, fractions)
+    # One shuffled copy of the rows; every split is a zero-copy slice of it.
+    shuffled = _questions_dataset(
+        table.take(order), standardizer.apply(features), label_ids, label_names, fingerprint
+    )
+    del table
+    ends = np.cumsum(list(sizes.values())).tolist()
     splits = {
-        split: _split_dataset(table.take(rows), label_ids[rows], standardizer, label_names)
-        for split, rows in split_rows.items()
+        split: shuffled.select(range(end - size, end)) for (split, size), end in zip(sizes.items(), ends)
     }
     summary = PreprocessSummary(
         output_dir=output,
         rows_read=rows_read,
-        rows_kept=len(table),
+        rows_kept=len(shuffled),
         dropped=dropped,
-        split_sizes={split: len(rows) for split, rows in split_rows.items()},
+        split_sizes=sizes,
         label_names=label_names,
         label_counts={
-            split: {name: int((label_ids[rows] == index).sum()) for index, name in enumerate(label_names)}
-            for split, rows in split_rows.items()
+            split: dict(zip(label_names, np.bincount(data["label"][:], minlength=len(label_names)).tolist()))
+            for split, data in splits.items()
         },
     )
     info = {
@@ -110,40 +118,13 @@ def preprocess(
         "seed": seed,
         "fractions": list(fractions),
         "rows_read": rows_read,
-        "rows_kept": len(table),
+        "rows_kept": summary.rows_kept,
         "dropped": dropped,
         "split_sizes": summary.split_sizes,
         "label_counts": summary.label_counts,
     }
     _write_atomically(output, splits, info)
     return summary
-
-
-@dataclass(frozen=True)
-class Standardizer:
-    """Per-feature ``(x - mean) / std`` with the statistics of the train split."""
-
-    feature_names: tuple[str, ...]
-    means: tuple[float, ...]
-    stds: tuple[float, ...]
-
-    @classmethod
-    def fit(cls, features: np.ndarray) -> Standardizer:
-        """Fit on a ``[rows, features]`` array; a constant feature gets std 1 so it maps to 0."""
-        stds = features.std(axis=0)
-        stds[stds == 0] = 1.0
-        return cls(FEATURE_NAMES, tuple(features.mean(axis=0).tolist()), tuple(stds.tolist()))
-
-    def apply(self, features: np.ndarray) -> np.ndarray:
-        """Standardise a ``[rows, features]`` array: float32 of the same shape."""
-        return ((features - np.array(self.means)) / np.array(self.stds)).astype(np.float32)
-
-    def to_dict(self) -> dict[str, list]:
-        return {"feature_names": list(self.feature_names), "means": list(self.means), "stds": list(self.stds)}
-
-    @classmethod
-    def from_dict(cls, info: dict[str, Any]) -> Standardizer:
-        return cls(tuple(info["feature_names"]), tuple(info["means"]), tuple(info["stds"]))
 
 
 def load_preprocess_info(data_dir: str | Path) -> dict[str, Any]:
@@ -165,7 +146,9 @@ def featurize_csv(input_csv: str | Path, data_dir: str | Path) -> tuple[Any, int
     """
     standardizer = Standardizer.from_dict(load_preprocess_info(data_dir))
     table, rows_read, dropped = read_questions(input_csv, with_status=False)
-    return _split_dataset(table, None, standardizer, None), rows_read, dropped
+    tabular = standardizer.apply(feature_matrix(table))
+    fingerprint = _fingerprint(input_csv, standardizer)
+    return _questions_dataset(table, tabular, None, None, fingerprint), rows_read, dropped
 
 
 def _status_to_label(labels: str) -> dict[str, int]:
@@ -183,38 +166,47 @@ def _check_fractions(fractions: Sequence[float]) -> tuple[float, float, float]:
     return values  # type: ignore[return-value]
 
 
-def _split_rows(count: int, fractions: tuple[float, ...], seed: int, source: Any) -> dict[str, np.ndarray]:
-    sizes = [round(count * fraction) for fraction in fractions[1:]]
-    if count - sum(sizes) < 1 or min(sizes) < 1:
+def _split_sizes(count: int, fractions: tuple[float, ...], source: Any) -> dict[str, int]:
+    held_out = [round(count * fraction) for fraction in fractions[1:]]
+    if count - sum(held_out) < 1 or min(held_out) < 1:
         raise DataError(f"{source} has only {count} usable rows: too few for a {fractions} split")
-    order = np.random.default_rng(seed).permutation(count)
-    bounds = np.cumsum([count - sum(sizes), sizes[0]])
-    return dict(zip(SPLITS, np.split(order, bounds)))
+    return dict(zip(SPLITS, [count - sum(held_out), *held_out]))
 
 
-def _split_dataset(
+def _questions_dataset(
     table: pa.Table,
+    tabular: np.ndarray,
     label_ids: np.ndarray | None,
-    standardizer: Standardizer,
     label_names: Sequence[str] | None,
+    fingerprint: str,
 ) -> Any:
-    from datasets import ClassLabel, Dataset, Features, List, Value
+    """A ``datasets.Dataset`` of post_id, text, tabular (the given standardised rows) and label."""
+    from datasets import ClassLabel, Dataset, DatasetInfo, Features, List, Value
+    from datasets.table import InMemoryTable
 
-    tabular = standardizer.apply(feature_matrix(table))
-    columns = {
-        "post_id": table.column("post_id"),
-        "text": table.column("text"),
-        "tabular": pa.FixedSizeListArray.from_arrays(pa.array(tabular.ravel()), len(FEATURE_NAMES)),
-    }
-    features = {
-        "post_id": Value("string"),
-        "text": Value("string"),
-        "tabular": List(Value("float32"), length=5),
-    }
+    features = Features(
+        post_id=Value("string"),
+        text=Value("string"),
+        tabular=List(Value("float32"), length=len(FEATURE_NAMES)),
+    )
+    columns = [
+        table.column("post_id"),
+        table.column("text"),
+        pa.FixedSizeListArray.from_arrays(pa.array(tabular.ravel()), len(FEATURE_NAMES)),
+    ]
     if label_ids is not None:
-        columns["label"] = pa.array(label_ids, pa.int64())
         features["label"] = ClassLabel(names=list(label_names))
-    return Dataset.from_dict(columns, features=Features(features))
+        columns.append(pa.array(label_ids, pa.int64()))
+    arrow_table = pa.Table.from_arrays(columns, schema=features.arrow_schema)
+    # An explicit fingerprint: without one, datasets hashes the whole in-memory table (several copies).
+    return Dataset(InMemoryTable(arrow_table), info=DatasetInfo(features=features), fingerprint=fingerprint)
+
+
+def _fingerprint(csv_path: str | Path, *settings: Any) -> str:
+    """A stable id of the input file's version and the settings applied to it."""
+    stat = Path(csv_path).stat()
+    key = repr((str(Path(csv_path).resolve()), stat.st_size, stat.st_mtime_ns, settings))
+    return hashlib.sha256(key.encode()).hexdigest()[:16]
 
 
 def _check_output(output: Path) -> None:

@@ -1,4 +1,4 @@
-"""Reading the Kaggle "Predict Closed Questions on Stack Overflow" CSV into text, raw features and status.
+"""Reading the Kaggle "Predict Closed Questions on Stack Overflow" CSV into text, features and status.
 
 The file is read in chunks with vectorised pandas operations, so memory holds one chunk of
 raw CSV plus the compact Arrow columns kept so far. Rows that cannot be used are dropped and
@@ -8,7 +8,9 @@ counted under the first reason that applies (see ``DROP_REASONS``).
 from __future__ import annotations
 
 from collections import Counter
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -149,3 +151,30 @@ def _featurize_chunk(chunk: pd.DataFrame, with_status: bool) -> tuple[pa.Table, 
 def feature_matrix(table: pa.Table) -> np.ndarray:
     """The raw features of ``table`` as a ``[rows, len(FEATURE_NAMES)]`` float64 array."""
     return np.column_stack([table.column(name).to_numpy() for name in FEATURE_NAMES])
+
+
+@dataclass(frozen=True)
+class Standardizer:
+    """Per-feature ``(x - mean) / std`` with the statistics of the train split."""
+
+    feature_names: tuple[str, ...]
+    means: tuple[float, ...]
+    stds: tuple[float, ...]
+
+    @classmethod
+    def fit(cls, features: np.ndarray) -> Standardizer:
+        """Fit on a ``[rows, features]`` array; a constant feature gets std 1 so it maps to 0."""
+        stds = features.std(axis=0)
+        stds[stds == 0] = 1.0
+        return cls(FEATURE_NAMES, tuple(features.mean(axis=0).tolist()), tuple(stds.tolist()))
+
+    def apply(self, features: np.ndarray) -> np.ndarray:
+        """Standardise a ``[rows, features]`` array: float32 of the same shape."""
+        return ((features - np.array(self.means)) / np.array(self.stds)).astype(np.float32)
+
+    def to_dict(self) -> dict[str, list]:
+        return {"feature_names": list(self.feature_names), "means": list(self.means), "stds": list(self.stds)}
+
+    @classmethod
+    def from_dict(cls, info: dict[str, Any]) -> Standardizer:
+        return cls(tuple(info["feature_names"]), tuple(info["means"]), tuple(info["stds"]))

@@ -23,7 +23,9 @@ def cmd_list(args: argparse.Namespace) -> int:
         if registry is None:
             from .errors import RegistryError, did_you_mean
 
-            raise RegistryError(f"no registry '{name}'{did_you_mean(name, ALL_REGISTRIES)}; registries: {', '.join(ALL_REGISTRIES)}")
+            raise RegistryError(
+                f"no registry '{name}'{did_you_mean(name, ALL_REGISTRIES)}; registries: {', '.join(ALL_REGISTRIES)}"
+            )
         entries = registry.names()
         print(f"{registry.name} ({len(entries)})")
         for entry in entries:
@@ -56,8 +58,15 @@ def cmd_train(args: argparse.Namespace) -> int:
     cfg = load_config(args.config, overrides)  # user errors surface here, once, before any process starts
     import_config_modules(cfg)
     check_components(cfg)
-    options = LaunchOptions(args.nproc, args.gpus, args.nnodes, args.node_rank, args.master_addr, args.master_port,
-                            args.rdzv_endpoint).resolve()
+    options = LaunchOptions(
+        args.nproc,
+        args.gpus,
+        args.nnodes,
+        args.node_rank,
+        args.master_addr,
+        args.master_port,
+        args.rdzv_endpoint,
+    ).resolve()
     module_args = [args.config, *overrides, *sum((["--import", m] for m in args.imports), [])]
     module_args += ["--debug"] if args.debug else []
     if not options.distributed:
@@ -80,10 +89,28 @@ def cmd_eval(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_predict(args: argparse.Namespace) -> int:
+    from .config import load_config
+    from .prediction import predict_csv
+    from .runner import import_modules
+
+    import_modules(args.imports)
+    rows = predict_csv(load_config(args.config, _overrides(args)), args.checkpoint, args.input, args.output)
+    print(f"wrote {rows} prediction(s) to {args.output}")
+    return 0
+
+
 def cmd_preprocess(args: argparse.Namespace) -> int:
     from .preprocess.stackoverflow import main as stackoverflow_main
 
-    return stackoverflow_main(args.args)
+    tasks = {"stackoverflow": stackoverflow_main}
+    if not args.args or args.args[0] not in tasks:
+        from .errors import ConfigError
+
+        raise ConfigError(
+            f"name what to preprocess: trainlab preprocess {{{', '.join(tasks)}}} --input CSV --output DIR"
+        )
+    return tasks[args.args[0]](args.args[1:])
 
 
 def cmd_merge_lora(args: argparse.Namespace) -> int:
@@ -99,16 +126,26 @@ def _overrides(args: argparse.Namespace) -> list[str]:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="trainlab", description="Registry-driven training for Hugging Face models.")
+    parser = argparse.ArgumentParser(
+        prog="trainlab", description="Registry-driven training for Hugging Face models."
+    )
     parser.add_argument("--debug", action="store_true", help="show the traceback of user errors")
     sub = parser.add_subparsers(dest="command", required=True)
 
-    def add(name: str, func: Callable[[argparse.Namespace], int], help_text: str, config: bool = True) -> argparse.ArgumentParser:
+    def add(
+        name: str, func: Callable[[argparse.Namespace], int], help_text: str, config: bool = True
+    ) -> argparse.ArgumentParser:
         cmd = sub.add_parser(name, help=help_text, description=help_text)
         cmd.set_defaults(func=func)
         cmd.add_argument("--debug", action="store_true", help="show tracebacks of user errors")
-        cmd.add_argument("--import", dest="imports", action="append", default=[], metavar="MODULE",
-                         help="import a module that registers components (repeatable)")
+        cmd.add_argument(
+            "--import",
+            dest="imports",
+            action="append",
+            default=[],
+            metavar="MODULE",
+            help="import a module that registers components (repeatable)",
+        )
         if config:
             cmd.add_argument("config", help="YAML config file")
             cmd.add_argument("overrides", nargs="*", help="overrides: KEY VALUE pairs or KEY=VALUE items")
@@ -118,21 +155,44 @@ def build_parser() -> argparse.ArgumentParser:
     listing.add_argument("registry", nargs="?", help="only this registry (models, datasets, trainers, ...)")
     add("config", cmd_config, "print the resolved config (defaults, _BASE_ files and overrides applied)")
     train = add("train", cmd_train, "train from a config, on 1..N processes or GPUs, one machine or several")
-    train.add_argument("--nproc", type=int, default=1, help="processes on this machine (CPU: gloo, CUDA: nccl)")
+    train.add_argument(
+        "--nproc", type=int, default=1, help="processes on this machine (CPU: gloo, CUDA: nccl)"
+    )
     train.add_argument("--gpus", help="GPU ids to use, e.g. 0,1,2,3 (sets --nproc)")
     train.add_argument("--nnodes", type=int, default=1)
     train.add_argument("--node-rank", type=int, default=0)
     train.add_argument("--master-addr", default="127.0.0.1")
     train.add_argument("--master-port", type=int)
-    train.add_argument("--rdzv-endpoint", help="host:port of a c10d rendezvous (instead of --master-addr/--master-port)")
-    train.add_argument("--resume", nargs="?", const="auto", help="continue the latest run (or the given checkpoint)")
-    evaluate = add("eval", cmd_eval, "evaluate a saved model (run dir, checkpoint or .safetensors) on a data split")
-    evaluate.add_argument("--checkpoint", required=True, help="run directory (its best checkpoint), checkpoint dir or file")
+    train.add_argument(
+        "--rdzv-endpoint", help="host:port of a c10d rendezvous (instead of --master-addr/--master-port)"
+    )
+    train.add_argument(
+        "--resume", nargs="?", const="auto", help="continue the latest run (or the given checkpoint)"
+    )
+    evaluate = add(
+        "eval", cmd_eval, "evaluate a saved model (run dir, checkpoint or .safetensors) on a data split"
+    )
+    evaluate.add_argument(
+        "--checkpoint", required=True, help="run directory (its best checkpoint), checkpoint dir or file"
+    )
     evaluate.add_argument("--split", default="test", help="train, val or test (default: test)")
-    pre = sub.add_parser("preprocess", help="prepare a dataset: `trainlab preprocess stackoverflow --input CSV --output DIR`")
+    predict = add("predict", cmd_predict, "class probabilities of a saved model for new rows of a CSV file")
+    predict.add_argument(
+        "--checkpoint", required=True, help="run directory (its best checkpoint), checkpoint dir or file"
+    )
+    predict.add_argument("--input", required=True, help="CSV in the dataset's raw schema (e.g. Kaggle's)")
+    predict.add_argument("--output", required=True, help="CSV to write: id, prob_<class>..., prediction")
+    pre = sub.add_parser(
+        "preprocess", help="prepare a dataset: `trainlab preprocess stackoverflow --input CSV --output DIR`"
+    )
     pre.add_argument("args", nargs=argparse.REMAINDER)
     pre.set_defaults(func=cmd_preprocess)
-    merge = add("merge-lora", cmd_merge_lora, "merge a saved LoRA adapter into its base model (HF layout)", config=False)
+    merge = add(
+        "merge-lora",
+        cmd_merge_lora,
+        "merge a saved LoRA adapter into its base model (HF layout)",
+        config=False,
+    )
     merge.add_argument("checkpoint")
     merge.add_argument("out_dir")
     return parser
@@ -148,12 +208,14 @@ def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     commands = _subcommands(parser)
     command_at = next((i for i, arg in enumerate(argv) if arg in commands), None)
-    if command_at is None or command_at != next((i for i, a in enumerate(argv) if not a.startswith("-")), None):
+    if command_at is None or command_at != next(
+        (i for i, a in enumerate(argv) if not a.startswith("-")), None
+    ):
         args = parser.parse_args(argv)  # prints usage / help and exits
     elif argv[command_at] == "preprocess":
         args = parser.parse_args(argv)
     else:  # options may come after the positional overrides: `trainlab train x.yaml TRAINER.EPOCHS 3 --nproc 2`
-        args = commands[argv[command_at]].parse_intermixed_args(argv[command_at + 1:])
+        args = commands[argv[command_at]].parse_intermixed_args(argv[command_at + 1 :])
         args.debug = args.debug or "--debug" in argv[:command_at]
     try:
         return args.func(args)

@@ -1,0 +1,88 @@
+"""`trainlab predict`: class probabilities of a saved model for new rows in a CSV file."""
+
+from __future__ import annotations
+
+import csv
+import os
+from pathlib import Path
+
+from .config import Config
+from .errors import ConfigError
+
+
+def predict_csv(cfg: Config, checkpoint: str, input_csv: str, output_csv: str) -> int:
+    """Score ``input_csv`` with the model at ``checkpoint``; writes id, per-class probabilities, prediction.
+
+    The dataset class of DATASET.TRAIN must offer ``from_csv(csv, root, tokenizer=..., max_length=...)``,
+    which prepares rows exactly as training did (e.g. the saved standardisation of tabular features).
+    Returns the number of rows written.
+    """
+    import torch
+
+    from .engine.data import move_to_device
+    from .engine.setup import seed_everything
+    from .evaluation import load_model_for_inference
+    from .registries import DATASETS
+    from .runner import build_trainer, check_components, import_config_modules
+
+    import_config_modules(cfg)
+    check_components(cfg)
+    section = cfg.DATASET.TRAIN
+    dataset_class = DATASETS.get(section.NAME)
+    if not hasattr(dataset_class, "from_csv"):
+        raise ConfigError(
+            f"{section.NAME} cannot read new rows from a CSV (it has no from_csv); predict needs a dataset that does"
+        )
+    if not Path(input_csv).is_file():
+        raise ConfigError(f"--input {input_csv}: file not found")
+    seed_everything(cfg.TRAINER.SEED)
+    model = load_model_for_inference(cfg, checkpoint)
+    dataset = dataset_class.from_csv(
+        input_csv,
+        section.ROOT,
+        tokenizer=getattr(model, "tokenizer", None),
+        max_length=section.get("MAX_LENGTH", 256),
+    )
+    trainer = build_trainer(cfg, model)
+    from .engine.setup import setup_for_evaluation
+
+    setup_for_evaluation(trainer)
+    trainer.model.eval()
+    loader = trainer.prepare_dataloader(dataset, trainer.batch_size_eval, train=False)
+    probabilities = []
+    with torch.no_grad():
+        for batch in loader:
+            outputs = trainer.forward(move_to_device(batch, trainer.device))
+            probabilities.append(torch.softmax(getattr(outputs, "logits", outputs).float(), dim=-1).cpu())
+    probs = torch.cat(probabilities)
+    names = list(getattr(dataset, "label_names", []) or _label_names(section.ROOT, probs.shape[1]))
+    _write(output_csv, getattr(dataset, "post_ids", list(range(len(probs)))), probs, names)
+    dropped = {k: v for k, v in getattr(dataset, "dropped_rows", {}).items() if v}
+    if dropped:
+        trainer.logger.warning(
+            "rows not scored (unusable): %s", ", ".join(f"{k}: {v}" for k, v in dropped.items())
+        )
+    return len(probs)
+
+
+def _label_names(root: str, count: int) -> list[str]:
+    import json
+
+    info = Path(root) / "preprocess.json"
+    if info.is_file():
+        names = json.loads(info.read_text(encoding="utf-8")).get("label_names")
+        if names and len(names) == count:
+            return names
+    return [str(i) for i in range(count)]
+
+
+def _write(path: str, ids: list, probs: object, names: list[str]) -> None:
+    tmp = f"{path}.tmp-{os.getpid()}"
+    with open(tmp, "w", newline="", encoding="utf-8") as handle:
+        writer = csv.writer(handle)
+        writer.writerow(["PostId", *[f"prob_{name}" for name in names], "prediction"])
+        for row_id, row in zip(ids, probs.tolist()):  # type: ignore[attr-defined]
+            writer.writerow(
+                [row_id, *[f"{p:.6f}" for p in row], names[max(range(len(row)), key=row.__getitem__)]]
+            )
+    os.replace(tmp, path)

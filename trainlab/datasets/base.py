@@ -7,8 +7,7 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from torch.utils.data import get_worker_info
-from torch.utils.data._utils.collate import default_collate
+from torch.utils.data import default_collate, get_worker_info
 
 from ..errors import DataError
 from .samplers import contiguous_shard

@@ -34,6 +34,7 @@ CLOSED_REASON_WEIGHTS = {
     "off topic": 0.22,
     "too localized": 0.18,
 }
+SITE_LAUNCH = datetime(2008, 7, 31)  # no account is older
 FIRST_POST = datetime(2008, 8, 1)
 LAST_POST = datetime(2012, 7, 31)
 
@@ -61,14 +62,13 @@ def _question(rng: random.Random) -> dict:
     topic = rng.choice(TOPICS)
     posted = FIRST_POST + timedelta(seconds=rng.uniform(0, (LAST_POST - FIRST_POST).total_seconds()))
     account_days, reputation = _account(rng, established=account_style == "open")
-    owner_created = max(posted - timedelta(days=account_days), datetime(2008, 7, 31))
+    owner_created = max(posted - timedelta(days=account_days), SITE_LAUNCH)
     tags = _tags(rng, topic, body_style)
     closed = None if status == "open" else posted + timedelta(hours=rng.expovariate(1 / 40) + 0.2)
     return {
         "PostCreationDate": posted,
-        "OwnerUserId": str(
-            max(1, int((owner_created - datetime(2008, 7, 31)).days * 1_100 + rng.randint(0, 1_000)))
-        ),
+        # User ids grow with the account's creation date, as on the site.
+        "OwnerUserId": str((owner_created - SITE_LAUNCH).days * 1_100 + rng.randint(1, 1_000)),
         "OwnerCreationDate": owner_created,
         "ReputationAtPostCreation": str(reputation),
         "OwnerUndeletedAnswerCountAtPostTime": str(min(reputation // 40, int(rng.expovariate(1 / 8)))),

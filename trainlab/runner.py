@@ -5,10 +5,10 @@ from __future__ import annotations
 import importlib
 import importlib.util
 import sys
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 from .config import COMPONENT_SECTIONS, DEFAULTS, Config
 from .errors import ConfigError, RegistryError, did_you_mean
@@ -122,8 +122,10 @@ def check_components(cfg: Config) -> None:
         for key in component_kwargs(cfg, dotted, target):
             if key not in accepted:
                 hint = did_you_mean(key.upper(), [a.upper() for a in accepted]).replace("'", "")
-                errors.append(f"Unknown key {dotted}.{key.upper()} in {source}{hint.replace('mean ', f'mean {dotted}.')} "
-                              f"({name} accepts: {', '.join(sorted(a.upper() for a in accepted))})")
+                errors.append(
+                    f"Unknown key {dotted}.{key.upper()} in {source}{hint.replace('mean ', f'mean {dotted}.')} "
+                    f"({name} accepts: {', '.join(sorted(a.upper() for a in accepted))})"
+                )
     if errors:
         raise ConfigError("\n".join(errors))
 
@@ -145,9 +147,15 @@ def build_model(cfg: Config) -> Any:
     return target(**component_kwargs(cfg, "MODEL", target))
 
 
-def build_datasets(cfg: Config, model: Any, splits: Iterable[str] = ("TRAIN", "VAL", "TEST")) -> dict[str, Any]:
+def build_datasets(
+    cfg: Config, model: Any, splits: Iterable[str] = ("TRAIN", "VAL", "TEST")
+) -> dict[str, Any]:
     """The datasets of ``splits`` that have a NAME; the model's tokenizer or processor is passed where accepted."""
-    runtime = {name: getattr(model, name) for name in ("tokenizer", "processor") if getattr(model, name, None) is not None}
+    runtime = {
+        name: getattr(model, name)
+        for name in ("tokenizer", "processor")
+        if getattr(model, name, None) is not None
+    }
     built = {}
     for split in splits:
         dotted = f"DATASET.{split}"
@@ -180,7 +188,9 @@ def run_training(cfg: Config) -> dict[str, float]:
         model = build_model(cfg)
         data = build_datasets(cfg, model)
         if "train" not in data:
-            raise ConfigError("DATASET.TRAIN.NAME is empty: name the training dataset (see `trainlab list datasets`)")
+            raise ConfigError(
+                "DATASET.TRAIN.NAME is empty: name the training dataset (see `trainlab list datasets`)"
+            )
         trainer = build_trainer(cfg, model)
         return trainer.fit(data["train"], data.get("val"), data.get("test"))
     finally:

@@ -31,7 +31,7 @@ _YamlLoader.add_implicit_resolver(
 
 
 def _load_yaml(text: str) -> Any:
-    return yaml.load(text, Loader=_YamlLoader)  # noqa: S506 - a SafeLoader subclass
+    return yaml.load(text, Loader=_YamlLoader)  # a SafeLoader subclass: no arbitrary objects
 
 
 class Config(dict):
@@ -139,7 +139,9 @@ def _anchor_custom_imports(data: dict[str, Any], folder: Path) -> None:
 
 def _read_yaml(path: Path) -> dict[str, Any]:
     if not path.is_file():
-        raise ConfigError(f"config file not found: {path} — check the path (relative paths start at {Path.cwd()})")
+        raise ConfigError(
+            f"config file not found: {path} — check the path (relative paths start at {Path.cwd()})"
+        )
     try:
         data = _load_yaml(path.read_text(encoding="utf-8"))
     except yaml.YAMLError as exc:
@@ -149,7 +151,9 @@ def _read_yaml(path: Path) -> dict[str, Any]:
     if data is None:
         return {}
     if not isinstance(data, dict):
-        raise ConfigError(f"{path} must hold a mapping of sections (MODEL, TRAINER, DATASET), not {type(data).__name__}")
+        raise ConfigError(
+            f"{path} must hold a mapping of sections (MODEL, TRAINER, DATASET), not {type(data).__name__}"
+        )
     return data
 
 
@@ -271,8 +275,10 @@ def _resolve_values(value: Any) -> Any:
 
 def resolve_package_path(value: str) -> str:
     """``pkg://package/sub/dir`` → the absolute path of ``sub/dir`` inside the installed ``package``."""
-    package, _, rest = value[len(PKG_PREFIX):].partition("/")
+    package, _, rest = value[len(PKG_PREFIX) :].partition("/")
     spec = importlib.util.find_spec(package)
     if spec is None or not spec.submodule_search_locations:
-        raise ConfigError(f"{value}: Python package '{package}' is not installed — pip install it, or use a directory path")
-    return str(Path(list(spec.submodule_search_locations)[0]) / rest)
+        raise ConfigError(
+            f"{value}: Python package '{package}' is not installed — pip install it, or use a directory path"
+        )
+    return str(Path(next(iter(spec.submodule_search_locations))) / rest)

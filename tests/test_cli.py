@@ -20,7 +20,9 @@ CONSOLE_SCRIPT = Path(sys.executable).with_name("trainlab")
 def trainlab(*args: str, cwd: Path, script: bool = False) -> subprocess.CompletedProcess:
     command = [str(CONSOLE_SCRIPT)] if script else [sys.executable, "-m", "trainlab.cli"]
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
-    return subprocess.run([*command, *args], cwd=cwd, env=env, capture_output=True, text=True, timeout=120)
+    return subprocess.run(
+        [*command, *args], cwd=cwd, env=env, capture_output=True, text=True, timeout=120, check=False
+    )
 
 
 def write(path: Path, text: str) -> Path:
@@ -38,25 +40,33 @@ def assert_user_error(proc: subprocess.CompletedProcess, *expected_lines: str) -
 
 @pytest.fixture
 def project(tmp_path: Path) -> Path:
-    """A user's project folder: their own dataset file, their own package of models, and a config using both."""
-    write(tmp_path / "components" / "notes_dataset.py", """
+    """A user's project: their own dataset file, their own package of models, and a config using both."""
+    write(
+        tmp_path / "components" / "notes_dataset.py",
+        """
         from trainlab.registries import DATASETS
 
         @DATASETS.register_module()
         class NotesDataset:
             def __init__(self, root: str, split: str = "train", max_length: int = 64):
                 self.root, self.split, self.max_length = root, split, max_length
-    """)
+    """,
+    )
     write(tmp_path / "my_project" / "__init__.py", "")
-    write(tmp_path / "my_project" / "models.py", """
+    write(
+        tmp_path / "my_project" / "models.py",
+        """
         from trainlab.registries import MODELS
 
         @MODELS.register_module()
         class BagOfWords:
             def __init__(self, vocab_size: int = 100, num_labels: int = 2):
                 self.vocab_size, self.num_labels = vocab_size, num_labels
-    """)
-    write(tmp_path / "configs" / "notes.yaml", """
+    """,
+    )
+    write(
+        tmp_path / "configs" / "notes.yaml",
+        """
         CUSTOM_IMPORTS: [../components/notes_dataset.py, my_project.models]
         MODEL:
           NAME: BagOfWords
@@ -65,7 +75,8 @@ def project(tmp_path: Path) -> Path:
           EPOCHS: 2
         DATASET:
           TRAIN: {NAME: NotesDataset, ROOT: data/notes, MAX_LENGTH: 32}
-    """)
+    """,
+    )
     return tmp_path
 
 
@@ -74,44 +85,63 @@ def test_import_trainlab_loads_no_heavy_library(tmp_path):
         "import sys, trainlab, trainlab.builder, trainlab.config, trainlab.cli\n"
         "print(sorted(m for m in ('torch', 'transformers', 'datasets', 'peft') if m in sys.modules))"
     )
-    proc = subprocess.run([sys.executable, "-c", code], cwd=tmp_path, capture_output=True, text=True, timeout=60)
+    proc = subprocess.run(
+        [sys.executable, "-c", code], cwd=tmp_path, capture_output=True, text=True, timeout=60, check=False
+    )
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout.strip() == "[]"
 
 
 def test_a_missing_config_file_is_one_line_and_exit_code_2(tmp_path):
     proc = trainlab("config", "configs/missing.yaml", cwd=tmp_path)
-    assert_user_error(proc, f"config file not found: configs/missing.yaml — check the path (relative paths start at {tmp_path})")
+    assert_user_error(
+        proc,
+        f"config file not found: configs/missing.yaml — check the path (relative paths start at {tmp_path})",
+    )
 
 
 def test_debug_adds_the_traceback_before_or_after_the_command(tmp_path):
     for args in (["--debug", "config", "missing.yaml"], ["config", "missing.yaml", "--debug"]):
         proc = trainlab(*args, cwd=tmp_path)
         assert proc.returncode == 2
-        assert "Traceback (most recent call last)" in proc.stderr and "trainlab.errors.ConfigError" in proc.stderr
+        assert (
+            "Traceback (most recent call last)" in proc.stderr
+            and "trainlab.errors.ConfigError" in proc.stderr
+        )
         assert proc.stderr.splitlines()[-1].startswith("trainlab: error: config file not found: missing.yaml")
 
 
 def test_unknown_keys_and_bad_overrides_name_the_culprit(tmp_path):
     config = write(tmp_path / "run.yaml", "DATASET:\n  TRIAN:\n    NAME: StackOverflowDataset\n")
-    assert_user_error(trainlab("config", "run.yaml", cwd=tmp_path),
-                      "Unknown key DATASET.TRIAN in run.yaml — did you mean DATASET.TRAIN?")
+    assert_user_error(
+        trainlab("config", "run.yaml", cwd=tmp_path),
+        "Unknown key DATASET.TRIAN in run.yaml — did you mean DATASET.TRAIN?",
+    )
     config.write_text("TRAINER:\n  EPOCHS: 2\n")
-    assert_user_error(trainlab("config", "run.yaml", "TRAINER.EPOCHS=three", cwd=tmp_path),
-                      "TRAINER.EPOCHS in the command-line overrides must be int, got str 'three'")
-    assert_user_error(trainlab("config", "run.yaml", "TRAINER.SEED", "1", "TRAINER.EPOCHS", cwd=tmp_path),
-                      "override 'TRAINER.EPOCHS' has no value — write KEY VALUE (TRAINER.EPOCHS 3) or KEY=VALUE")
-    assert_user_error(trainlab("config", "run.yaml", "DATASET.TRIAN.NAME", "StackOverflowDataset", cwd=tmp_path),
-                      "Unknown key DATASET.TRIAN.NAME in the command-line overrides — did you mean DATASET.TRAIN?")
+    assert_user_error(
+        trainlab("config", "run.yaml", "TRAINER.EPOCHS=three", cwd=tmp_path),
+        "TRAINER.EPOCHS in the command-line overrides must be int, got str 'three'",
+    )
+    assert_user_error(
+        trainlab("config", "run.yaml", "TRAINER.SEED", "1", "TRAINER.EPOCHS", cwd=tmp_path),
+        "override 'TRAINER.EPOCHS' has no value — write KEY VALUE (TRAINER.EPOCHS 3) or KEY=VALUE",
+    )
+    assert_user_error(
+        trainlab("config", "run.yaml", "DATASET.TRIAN.NAME", "StackOverflowDataset", cwd=tmp_path),
+        "Unknown key DATASET.TRIAN.NAME in the command-line overrides — did you mean DATASET.TRAIN?",
+    )
 
 
 def test_an_unknown_model_name_and_a_misspelled_trainer_key_are_reported_together(tmp_path):
-    write(tmp_path / "run.yaml", """
+    write(
+        tmp_path / "run.yaml",
+        """
         MODEL:
           NAME: BertForSequenceClasification
         TRAINER:
           EPOHCS: 3
-    """)
+    """,
+    )
     proc = trainlab("train", "run.yaml", cwd=tmp_path)
     assert proc.returncode == 2 and "Traceback" not in proc.stderr
     model_line, trainer_line = proc.stderr.splitlines()
@@ -125,15 +155,21 @@ def test_an_unknown_model_name_and_a_misspelled_trainer_key_are_reported_togethe
 
 
 def test_config_prints_yaml_that_loads_back_equal_with_the_users_own_modules(project):
-    proc = trainlab("config", "configs/notes.yaml", "TRAINER.EPOCHS", "5", "DATASET.TRAIN.MAX_LENGTH=48",
-                    cwd=project)
+    proc = trainlab(
+        "config", "configs/notes.yaml", "TRAINER.EPOCHS", "5", "DATASET.TRAIN.MAX_LENGTH=48", cwd=project
+    )
     assert proc.returncode == 0, proc.stderr
     printed = yaml.safe_load(proc.stdout)
-    assert printed["CUSTOM_IMPORTS"] == [str(project / "components" / "notes_dataset.py"), "my_project.models"]
+    assert printed["CUSTOM_IMPORTS"] == [
+        str(project / "components" / "notes_dataset.py"),
+        "my_project.models",
+    ]
     assert printed["MODEL"] == {"NAME": "BagOfWords", "PRETRAINED": "", "VOCAB_SIZE": 500}
     assert printed["TRAINER"]["EPOCHS"] == 5 and printed["DATASET"]["TRAIN"]["MAX_LENGTH"] == 48
     resolved = write(project / "resolved.yaml", proc.stdout)
-    expected = load_config(project / "configs" / "notes.yaml", ["TRAINER.EPOCHS", "5", "DATASET.TRAIN.MAX_LENGTH=48"])
+    expected = load_config(
+        project / "configs" / "notes.yaml", ["TRAINER.EPOCHS", "5", "DATASET.TRAIN.MAX_LENGTH=48"]
+    )
     assert load_config(resolved) == expected
 
 
@@ -141,7 +177,8 @@ def test_a_typo_in_the_users_dataset_keys_is_caught_against_its_signature(projec
     proc = trainlab("config", "configs/notes.yaml", "DATASET.TRAIN.MAX_LENGHT", "48", cwd=project)
     assert_user_error(
         proc,
-        "Unknown key DATASET.TRAIN.MAX_LENGHT in configs/notes.yaml — did you mean DATASET.TRAIN.MAX_LENGTH? "
+        "Unknown key DATASET.TRAIN.MAX_LENGHT in configs/notes.yaml — "
+        "did you mean DATASET.TRAIN.MAX_LENGTH? "
         "(NotesDataset accepts: MAX_LENGTH, ROOT, SPLIT)",
     )
 
@@ -172,8 +209,10 @@ def test_list_one_registry_with_a_module_given_by_import(project):
 
 
 def test_list_and_import_mistakes_are_user_errors(project):
-    assert_user_error(trainlab("list", "modles", cwd=project),
-                      "no registry 'modles' — did you mean 'models'?; registries: " + ", ".join(ALL_REGISTRIES))
+    assert_user_error(
+        trainlab("list", "modles", cwd=project),
+        "no registry 'modles' — did you mean 'models'?; registries: " + ", ".join(ALL_REGISTRIES),
+    )
     proc = trainlab("list", "models", "--import", "my_project.modles", cwd=project)
     assert proc.returncode == 2 and "Traceback" not in proc.stderr
     assert proc.stderr.startswith("trainlab: error: CUSTOM_IMPORTS: cannot import 'my_project.modles'")

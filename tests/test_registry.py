@@ -1,4 +1,4 @@
-"""Registries as a user meets them: register, look up, build from a config, and find modules nobody imported."""
+"""Registries as a user meets them: register, look up, build from a config, find modules nobody imported."""
 
 from __future__ import annotations
 
@@ -75,7 +75,9 @@ def test_a_taken_name_raises_unless_forced(models):
     class OtherClassifier:
         pass
 
-    with pytest.raises(KeyError, match=r"'Classifier' is already registered in toy_models by .*Classifier.*force=True"):
+    with pytest.raises(
+        KeyError, match=r"'Classifier' is already registered in toy_models by .*Classifier.*force=True"
+    ):
         models.register_module(name="Classifier", module=OtherClassifier)
     assert models.get("Classifier") is Classifier
     models.register_module(module=Classifier)  # the same class again is harmless (a module imported twice)
@@ -120,7 +122,9 @@ def test_unknown_name_suggests_the_closest_and_lists_the_known_ones(models):
     assert "'Clasifier' is not in the toy_models registry — did you mean 'Classifier'?" in message
     assert "Known names: Classifier, Regressor." in message
     assert "trainlab list toy_models" in message and "CUSTOM_IMPORTS" in message
-    with pytest.raises(RegistryError, match=r"'Zebra' is not in the toy_models registry\. Known names: Classifier"):
+    with pytest.raises(
+        RegistryError, match=r"'Zebra' is not in the toy_models registry\. Known names: Classifier"
+    ):
         models.get("Zebra")
 
 
@@ -143,7 +147,9 @@ def test_build_from_cfg_lower_cases_keys_and_runtime_kwargs_win(models):
 
 
 def test_build_without_a_name_says_what_names_exist(models):
-    with pytest.raises(RegistryError, match="the toy_models config has no NAME; set NAME to one of: Classifier"):
+    with pytest.raises(
+        RegistryError, match="the toy_models config has no NAME; set NAME to one of: Classifier"
+    ):
         build_from_cfg({"HIDDEN_SIZE": 8}, models)
     with pytest.raises(RegistryError, match="must be a mapping with a NAME key"):
         build_from_cfg("Classifier", models)
@@ -173,21 +179,28 @@ def test_keywords_passed_up_through_kwargs_are_checked_against_the_parent(models
 
     built = models.build({"NAME": "DeepClassifier", "NUM_LAYERS": 3, "HIDDEN_SIZE": 8})
     assert (built.num_layers, built.hidden_size) == (3, 8)
-    assert accepted_keywords(DeepClassifier) == ({"num_layers", "hidden_size", "num_labels", "dropout"}, False)
-    with pytest.raises(RegistryError, match="DeepClassifier does not take 'hiden_size' — did you mean 'hidden_size'"):
+    assert accepted_keywords(DeepClassifier) == (
+        {"num_layers", "hidden_size", "num_labels", "dropout"},
+        False,
+    )
+    with pytest.raises(
+        RegistryError, match="DeepClassifier does not take 'hiden_size' — did you mean 'hidden_size'"
+    ):
         models.build({"NAME": "DeepClassifier", "HIDEN_SIZE": 8})
     assert models.build({"NAME": "Encoder", "ANYTHING": 1}).options == {"anything": 1}
 
 
 def test_locations_are_imported_on_the_first_lookup_that_misses(tmp_path, monkeypatch, forget_modules):
     forget_modules.append("shapes_pkg")
-    write_package(tmp_path, {
-        "shapes_pkg/__init__.py": "",
-        "shapes_pkg/registry.py": """
+    write_package(
+        tmp_path,
+        {
+            "shapes_pkg/__init__.py": "",
+            "shapes_pkg/registry.py": """
             from trainlab.registry import Registry
             SHAPES = Registry("shapes", locations=["shapes_pkg.circles"])
         """,
-        "shapes_pkg/circles.py": """
+            "shapes_pkg/circles.py": """
             from shapes_pkg.registry import SHAPES
 
             @SHAPES.register_module()
@@ -195,7 +208,8 @@ def test_locations_are_imported_on_the_first_lookup_that_misses(tmp_path, monkey
                 def __init__(self, radius: float = 1.0):
                     self.radius = radius
         """,
-    })
+        },
+    )
     monkeypatch.syspath_prepend(str(tmp_path))
     from shapes_pkg.registry import SHAPES
 
@@ -215,8 +229,10 @@ def test_a_location_that_cannot_be_imported_fails_loudly_every_time():
 
 def test_installed_plugins_register_through_the_entry_point_group(tmp_path, monkeypatch, forget_modules):
     forget_modules.append("acme_trainlab_plugin")
-    write_package(tmp_path, {
-        "acme_trainlab_plugin/__init__.py": """
+    write_package(
+        tmp_path,
+        {
+            "acme_trainlab_plugin/__init__.py": """
             from trainlab.registries import MODELS
 
             @MODELS.register_module()
@@ -224,16 +240,17 @@ def test_installed_plugins_register_through_the_entry_point_group(tmp_path, monk
                 def __init__(self, width: int = 4):
                     self.width = width
         """,
-        "acme_trainlab_plugin-1.0.dist-info/METADATA": """
+            "acme_trainlab_plugin-1.0.dist-info/METADATA": """
             Metadata-Version: 2.1
             Name: acme-trainlab-plugin
             Version: 1.0
         """,
-        "acme_trainlab_plugin-1.0.dist-info/entry_points.txt": """
+            "acme_trainlab_plugin-1.0.dist-info/entry_points.txt": """
             [trainlab.plugins]
             acme = acme_trainlab_plugin
         """,
-    })
+        },
+    )
     monkeypatch.syspath_prepend(str(tmp_path))
     monkeypatch.setattr(registry_module, "_plugins_loaded", False)
     try:
@@ -253,11 +270,15 @@ def test_every_torch_optimizer_scheduler_and_loss_is_there_by_its_class_name():
         if name != "LRScheduler":
             assert SCHEDULERS.get(name) is getattr(torch.optim.lr_scheduler, name)
     for name, obj in inspect.getmembers(torch.nn, inspect.isclass):
-        if issubclass(obj, torch.nn.modules.loss._Loss) and name.endswith("Loss"):  # not NLLLoss2d (deprecated)
+        if issubclass(obj, torch.nn.modules.loss._Loss) and name.endswith(
+            "Loss"
+        ):  # not NLLLoss2d (deprecated)
             assert LOSSES.get(name) is obj
     sgd = build_from_cfg({"NAME": "SGD", "LR": 0.5, "MOMENTUM": 0.9}, OPTIMIZERS, params)
     assert sgd.param_groups[0]["lr"] == 0.5 and sgd.param_groups[0]["momentum"] == 0.9
     step = build_from_cfg({"NAME": "StepLR", "STEP_SIZE": 2, "GAMMA": 0.5}, SCHEDULERS, sgd)
     assert step.step_size == 2
-    with pytest.raises(RegistryError, match="'Adamw' is not in the optimizers registry — did you mean 'AdamW'"):
+    with pytest.raises(
+        RegistryError, match="'Adamw' is not in the optimizers registry — did you mean 'AdamW'"
+    ):
         OPTIMIZERS.get("Adamw")

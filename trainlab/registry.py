@@ -18,13 +18,19 @@ def load_plugins() -> list[str]:
     global _plugins_loaded
     if _plugins_loaded:
         return []
-    _plugins_loaded = True
     from importlib.metadata import entry_points
 
     loaded = []
     for entry_point in entry_points(group=PLUGIN_GROUP):
-        entry_point.load()
+        try:
+            entry_point.load()
+        except Exception as exc:  # a broken plugin fails every lookup the same way, never silently
+            raise RegistryError(
+                f"plugin '{entry_point.name}' ({entry_point.value}, from the {PLUGIN_GROUP} entry points) "
+                f"failed to import: {type(exc).__name__}: {exc} — fix or uninstall that package"
+            ) from exc
         loaded.append(entry_point.value)
+    _plugins_loaded = True
     return loaded
 
 

@@ -102,6 +102,10 @@ def resolve_callable(path: str) -> Any:
         raise ConfigError(f"cannot resolve '{path}': write it as package.module:function") from None
 
 
+# Passed by the builder at run time, never set in a config.
+RUNTIME_ARGUMENTS = frozenset({"model", "config", "tokenizer", "processor"})
+
+
 def check_components(cfg: Config) -> None:
     """Every named component exists and accepts its section's keys; all problems reported together."""
     errors = []
@@ -119,13 +123,13 @@ def check_components(cfg: Config) -> None:
         accepted, open_ended = accepted_keywords(target)
         if open_ended:
             continue
+        options = sorted(a.upper() for a in accepted - RUNTIME_ARGUMENTS)
         for key in component_kwargs(cfg, dotted, target):
             if key not in accepted:
-                hint = did_you_mean(key.upper(), [a.upper() for a in accepted]).replace("'", "")
-                errors.append(
-                    f"Unknown key {dotted}.{key.upper()} in {source}{hint.replace('mean ', f'mean {dotted}.')} "
-                    f"({name} accepts: {', '.join(sorted(a.upper() for a in accepted))})"
-                )
+                full = f"{dotted}.{key.upper()}"
+                where = "the command-line overrides" if full in cfg.override_keys else source
+                hint = did_you_mean(key.upper(), options).replace("'", "").replace("mean ", f"mean {dotted}.")
+                errors.append(f"Unknown key {full} in {where}{hint} ({name} accepts: {', '.join(options)})")
     if errors:
         raise ConfigError("\n".join(errors))
 

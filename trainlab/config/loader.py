@@ -42,6 +42,7 @@ class Config(dict):
         for key, value in (data or {}).items():
             self[key] = _wrap(value)
         self.__dict__["source"] = source
+        self.__dict__["override_keys"] = frozenset()  # dotted keys set on the command line
 
     def __getattr__(self, key: str) -> Any:
         try:
@@ -99,7 +100,9 @@ def load_config(path: str | os.PathLike, overrides: Sequence[str] = (), *, resol
         raise ConfigError("\n".join(errors) if len(errors) > 1 else errors[0])
     if resolve:
         merged = _resolve_values(merged)
-    return Config(merged, source=str(path))
+    config = Config(merged, source=str(path))
+    config.__dict__["override_keys"] = frozenset(key for key, _ in parse_overrides(overrides))
+    return config
 
 
 def _read_with_bases(path: Path, chain: tuple[Path, ...]) -> dict[str, Any]:

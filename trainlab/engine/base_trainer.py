@@ -162,7 +162,8 @@ class BaseTrainer:
         call_hooks(self.hooks, "before_epoch", self, epoch)
         result = self.run_one_epoch(epoch, self.epochs, train_loader, self.rank, self.device, train=True)
         metrics = {"train/epoch_loss": float(result)} if isinstance(result, (int, float)) else {}
-        if val_loader is not None and self.eval_every_epochs and (epoch + 1) % self.eval_every_epochs == 0 and not self.should_stop:
+        last_epoch = self.should_stop or epoch + 1 == self.epochs  # MAX_STEPS may end the run mid-epoch
+        if val_loader is not None and self.eval_every_epochs and ((epoch + 1) % self.eval_every_epochs == 0 or last_epoch):
             metrics.update(self.validate(val_loader, epoch))
         self.batch_in_epoch = 0
         self.epoch = epoch + 1

@@ -56,10 +56,8 @@ class CheckpointHook(Hook):
         if trainer.settings["save"]:
             if trainer.checkpointer.save_if_best(metrics, monitor, trainer.settings["monitor_mode"]):
                 self.last_saved_step = trainer.global_step
-        elif trainer.checkpointer.is_improvement(metrics[monitor], trainer.settings["monitor_mode"]):
-            trainer.checkpointer.best_value, trainer.checkpointer.bad_evaluations = metrics[monitor], 0
         else:
-            trainer.checkpointer.bad_evaluations += 1
+            trainer.checkpointer.judge(metrics[monitor], trainer.settings["monitor_mode"])
 
     def after_epoch(self, trainer: BaseTrainer, epoch: int, metrics: Mapping[str, float]) -> None:
         if trainer.settings["save"]:

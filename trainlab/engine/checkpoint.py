@@ -130,6 +130,7 @@ class Checkpointer:
         self.trainer = trainer
         self.directory = Path(trainer.run_dir) / "checkpoints"
         self.best_value: float | None = None
+        self.judged_step = -1  # the step whose evaluation was last compared with the best
         self.bad_evaluations = 0
 
     def save(self, metrics: Mapping[str, float] | None = None) -> Path:
@@ -221,16 +222,26 @@ class Checkpointer:
         missing, unexpected = load_model(self.trainer.unwrapped_model, str(file), strict=False, device=str(self.trainer.device))
         self.trainer.logger.info("loaded weights from %s (missing %d, unexpected %d keys)", file, len(missing), len(unexpected))
 
-    def is_improvement(self, value: float, mode: str) -> bool:
-        return self.best_value is None or (value < self.best_value if mode == "min" else value > self.best_value)
+    def judge(self, value: float, mode: str) -> bool:
+        """Compare an evaluation with the best so far (once per step); an improvement becomes the new best.
+
+        Counts evaluations without improvement for early stopping. A second call at the same step
+        (``save_best_model`` from a prototype trainer, then the checkpoint hook) returns False and counts nothing.
+        """
+        if self.judged_step == self.trainer.global_step:
+            return False
+        self.judged_step = self.trainer.global_step
+        if self.best_value is not None and not (value < self.best_value if mode == "min" else value > self.best_value):
+            self.bad_evaluations += 1
+            return False
+        self.best_value, self.bad_evaluations = float(value), 0
+        return True
 
     def save_if_best(self, metrics: Mapping[str, float], monitor: str, mode: str) -> bool:
         """Save a checkpoint and mark it best when ``metrics[monitor]`` improved; returns whether it did."""
         value = metrics.get(monitor)
-        if value is None or not self.is_improvement(value, mode):
-            self.bad_evaluations += value is not None
+        if value is None or not self.judge(value, mode):
             return False
-        self.best_value, self.bad_evaluations = float(value), 0
         path = self.save(metrics)
         if distributed.is_main_process():
             write_text_atomic(self.directory / "best.json", json.dumps({"checkpoint": path.name, "monitor": monitor, "value": value}))

@@ -94,6 +94,8 @@ def test_few_shot_subsets_are_per_class_and_fixed_by_seed(ucf101):
     assert subset == chosen(0)
     assert any(chosen(seed) != subset for seed in range(1, 5))
     assert len(UCF101Dataset(ucf101, split="train", num_shots=10).data) == 13  # fewer than asked: all
+    with pytest.raises(ConfigError, match="NUM_SHOTS must be 0 .* got -1"):
+        UCF101Dataset(ucf101, num_shots=-1)
 
 
 def test_generic_coop_dataset_reads_any_folder_and_file_name(ucf101):

@@ -18,7 +18,7 @@ import numpy as np
 import torch
 from PIL import Image, UnidentifiedImageError
 
-from ..errors import DataError
+from ..errors import ConfigError, DataError
 from ..registries import DATASETS
 from .base import DatasetBase, Transform
 
@@ -60,6 +60,8 @@ class CoOpSplitDataset(DatasetBase):
         cache_in_memory: bool = False,
     ) -> None:
         super().__init__(transform, cache_in_memory)
+        if num_shots < 0:
+            raise ConfigError(f"NUM_SHOTS must be 0 (the whole split) or a positive count, got {num_shots}")
         self.root = Path(root)
         self.split = SPLIT_ALIASES.get(split, split)
         self.image_dir = self.root / image_dir
@@ -79,8 +81,6 @@ class CoOpSplitDataset(DatasetBase):
         items = [(str(path), label) for path, label, _ in splits[self.split]]
         if not items:
             raise DataError(f"the '{self.split}' split of {self.root / split_file} is empty")
-        if num_shots < 0:
-            raise DataError(f"num_shots must be 0 (the whole split) or a positive count, got {num_shots}")
         self.data = few_shot(items, num_shots, seed) if num_shots else items
 
     def load_item(self, index: int) -> dict[str, Any]:

@@ -29,7 +29,7 @@ class PEFTCLIPTrainer(BaseTrainer):
     there (MODEL.PEFT.TARGET_MODULES) train, and the text features always match the current weights.
 
     The model must carry its tokenizer (``TransformersModelWrapper`` with ``task: clip``); batches are
-    ``{pixel_values, labels}``. The LoRA adapter alone is saved to RUN_DIR/adapter after training.
+    ``{pixel_values, labels}``. A model with adapters also gets them saved alone to RUN_DIR/adapter.
 
     Args:
         prompt_template: the prompt, with ``{}`` where the class name goes (without ``{}`` the class

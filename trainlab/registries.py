@@ -3,7 +3,10 @@
 from .registry import Registry
 
 MODELS = Registry("models", locations=["trainlab.models"])  # nn.Modules built from the MODEL section
-DATASETS = Registry("datasets", locations=["trainlab.datasets.stackoverflow", "trainlab.datasets.causal_lm", "trainlab.datasets.coop"])  # DatasetBase subclasses (DATASET.TRAIN|VAL|TEST)
+# DatasetBase subclasses (DATASET.TRAIN|VAL|TEST)
+DATASETS = Registry(
+    "datasets", locations=["trainlab.datasets.stackoverflow", "trainlab.datasets.causal_lm", "trainlab.datasets.coop"]
+)
 TRAINERS = Registry("trainers", locations=["trainlab.trainers"])  # BaseTrainer subclasses (TRAINER.NAME)
 OPTIMIZERS = Registry("optimizers", locations=["trainlab.optim"])  # every torch.optim optimizer by class name
 SCHEDULERS = Registry("schedulers", locations=["trainlab.optim"])  # every torch LR scheduler + warmup schedules

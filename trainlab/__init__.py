@@ -47,13 +47,22 @@ __all__ = [
     "OPTIMIZERS",
     "SCHEDULERS",
     "TRAINERS",
+    "BaseTrainer",
+    "Config",
     "ConfigError",
     "DataError",
+    "DatasetBase",
+    "Hook",
+    "IterableDatasetBase",
     "Registry",
     "RegistryError",
     "TrainLabError",
+    "add_lora_layers",
     "build_from_cfg",
-    *_LAZY,
+    "freeze_model",
+    "load_config",
+    "merge_lora_layers",
+    "unfreeze_model",
 ]
 
 

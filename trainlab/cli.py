@@ -14,23 +14,28 @@ EXIT_USER_ERROR = 2
 
 def cmd_list(args: argparse.Namespace) -> int:
     from .registries import ALL_REGISTRIES
+    from .registry_index import build_listing, builtin_listing
     from .runner import import_modules
 
-    import_modules(args.imports)
     names = [args.registry.lower()] if args.registry else list(ALL_REGISTRIES)
-    for name in names:
-        registry = ALL_REGISTRIES.get(name) or ALL_REGISTRIES.get(name + "s")
+    registries = [ALL_REGISTRIES.get(name) or ALL_REGISTRIES.get(name + "s") for name in names]
+    for name, registry in zip(names, registries):
         if registry is None:
             from .errors import RegistryError, did_you_mean
 
             raise RegistryError(
                 f"no registry '{name}'{did_you_mean(name, ALL_REGISTRIES)}; registries: {', '.join(ALL_REGISTRIES)}"
             )
-        entries = registry.names()
+    if args.imports:  # the user's modules register too: list by importing everything
+        import_modules(args.imports)
+        listing = build_listing(registry.name for registry in registries)
+    else:  # built-ins only: the saved listing spares importing torch and transformers (~4 s)
+        listing = builtin_listing()
+    for registry in registries:
+        entries = listing[registry.name]
         print(f"{registry.name} ({len(entries)})")
-        for entry in entries:
-            obj = registry.get(entry)
-            print(f"  {entry:<36} {getattr(obj, '__module__', '?')}")
+        for entry, module in entries:
+            print(f"  {entry:<36} {module}")
     return 0
 
 
@@ -67,7 +72,7 @@ def cmd_train(args: argparse.Namespace) -> int:
         args.master_port,
         args.rdzv_endpoint,
     ).resolve()
-    module_args = [args.config, *overrides, *sum((["--import", m] for m in args.imports), [])]
+    module_args = [args.config, *overrides, *[arg for module in args.imports for arg in ("--import", module)]]
     module_args += ["--debug"] if args.debug else []
     if not options.distributed:
         from .train import main as train_main

@@ -24,12 +24,12 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
-    rank = int(os.environ.get("RANK", 0))
-    world_size = int(os.environ.get("WORLD_SIZE", 1))
+    rank = int(os.environ.get("RANK", "0"))
+    world_size = int(os.environ.get("WORLD_SIZE", "1"))
     if world_size > 1:
         import torch
 
-        torch.set_num_threads(max(1, int(os.environ.get("OMP_NUM_THREADS", 1))))
+        torch.set_num_threads(max(1, int(os.environ.get("OMP_NUM_THREADS", "1"))))
     try:
         from .config import load_config
         from .runner import import_modules, run_training
@@ -45,7 +45,7 @@ def main(argv: list[str] | None = None) -> int:
         if rank == 0:
             print(f"trainlab: {exc or 'interrupted'}", file=sys.stderr)
         return EXIT_INTERRUPTED
-    except Exception as exc:  # a peer's failure surfaces here as a broken connection: say so once, briefly
+    except Exception as exc:  # noqa: BLE001 — a peer's failure surfaces here as a broken connection: say so once, briefly
         if world_size > 1 and _is_peer_failure(exc) and not args.debug:
             print(f"trainlab: rank {rank} stopped: another process failed", file=sys.stderr)
         else:

@@ -5,9 +5,8 @@ from __future__ import annotations
 import time
 
 import torch
-from safetensors.torch import load_file
-
 from engine_helpers import evaluations, step_losses
+from safetensors.torch import load_file
 
 NO_DROPOUT = ("MODEL.DROPOUT", "0.0")
 DUMP_PARAMS = ("TRAINER.HOOKS", "[{NAME: ParamDumpHook}]")

@@ -16,7 +16,7 @@ def is_distributed() -> bool:
 
 
 def get_rank() -> int:
-    return dist.get_rank() if is_distributed() else int(os.environ.get("RANK", 0))
+    return dist.get_rank() if is_distributed() else int(os.environ.get("RANK", "0"))
 
 
 def get_world_size() -> int:
@@ -24,7 +24,7 @@ def get_world_size() -> int:
 
 
 def get_local_rank() -> int:
-    return int(os.environ.get("LOCAL_RANK", 0))
+    return int(os.environ.get("LOCAL_RANK", "0"))
 
 
 def is_main_process() -> bool:
@@ -69,7 +69,7 @@ def init_distributed(device_type: str, timeout_s: float = 1800.0) -> tuple[int, 
     A plain single process (no WORLD_SIZE, or WORLD_SIZE 1) gets no process group at all.
     """
     os.environ.update(slurm_environment())
-    world_size = int(os.environ.get("WORLD_SIZE", 1))
+    world_size = int(os.environ.get("WORLD_SIZE", "1"))
     if world_size <= 1 or is_distributed():
         return get_rank(), get_world_size()
     backend = "nccl" if device_type == "cuda" else "gloo"

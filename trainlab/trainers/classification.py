@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import inspect
 from collections.abc import Mapping
-from typing import Any
+from typing import Any, ClassVar
 
 from torch import nn
 
@@ -76,7 +76,7 @@ class LORATrainer(BERTTrainer):
     IGNORE_LAYERS, TRAINABLE); it is applied in ``custom_setup`` unless the model already has LoRA layers.
     """
 
-    DEFAULT_LORA = {"r": 8, "alpha": 16, "dropout": 0.1, "target_modules": ["query", "value"], "trainable": ["classifier"]}
+    DEFAULT_LORA: ClassVar[dict[str, Any]] = {"r": 8, "alpha": 16, "dropout": 0.1, "target_modules": ["query", "value"], "trainable": ["classifier"]}
 
     def __init__(self, model: nn.Module | None = None, *, lora: Mapping[str, Any] | None = None, **kwargs: Any) -> None:
         super().__init__(model, **kwargs)

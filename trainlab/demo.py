@@ -87,7 +87,7 @@ Next:
   on GPUs:       bash scripts/bert_ft.sh 0,1,2,3 {args.config} DATASET.TRAIN.ROOT {root} ...
   on real data:  trainlab preprocess stackoverflow --input train-sample.csv --output data/stackoverflow
                  trainlab train configs/stackoverflow/minilm_full.yaml --nproc 2
-  evaluate:      trainlab eval {args.config} --checkpoint {run_dirs[-1]} {" ".join(overrides[:3])}
+  evaluate:      trainlab eval {args.config} --checkpoint {run_dirs[-1]} {" ".join(overrides[:6])}
 """)
     return 0 if accuracy > baseline else 1
 

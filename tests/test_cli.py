@@ -216,3 +216,13 @@ def test_list_and_import_mistakes_are_user_errors(project):
     proc = trainlab("list", "models", "--import", "my_project.modles", cwd=project)
     assert proc.returncode == 2 and "Traceback" not in proc.stderr
     assert proc.stderr.startswith("trainlab: error: CUSTOM_IMPORTS: cannot import 'my_project.modles'")
+
+
+def test_preprocess_subcommand_runs_the_stackoverflow_preprocessing(tmp_path):
+    sample = Path(__file__).resolve().parents[1] / "examples" / "stackoverflow" / "train-sample.csv"
+    proc = trainlab("preprocess", "stackoverflow", "--input", str(sample), "--output", "data", cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    assert "read 600 rows, kept 600" in proc.stdout
+    assert (tmp_path / "data" / "preprocess.json").is_file()
+    unknown = trainlab("preprocess", "kaggle", cwd=tmp_path)
+    assert_user_error(unknown, "name what to preprocess: trainlab preprocess {stackoverflow} --input CSV --output DIR")

@@ -18,7 +18,8 @@ def cmd_list(args: argparse.Namespace) -> int:
     from .runner import import_modules
 
     names = [args.registry.lower()] if args.registry else list(ALL_REGISTRIES)
-    registries = [ALL_REGISTRIES.get(name) or ALL_REGISTRIES.get(name + "s") for name in names]
+    # Not `get(name) or get(name + "s")`: a registry's truth value is its length, which imports its modules.
+    registries = [ALL_REGISTRIES.get(name, ALL_REGISTRIES.get(name + "s")) for name in names]
     for name, registry in zip(names, registries):
         if registry is None:
             from .errors import RegistryError, did_you_mean

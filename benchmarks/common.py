@@ -32,7 +32,9 @@ class Workload:
     weight_decay: float = 0.01
     warmup_ratio: float = 0.1
     max_grad_norm: float = 1.0
-    epochs: int = 2  # samples/s is measured over the last epoch: warm, and the same batches in every grouped mode
+    epochs: int = (
+        2  # samples/s is measured over the last epoch: warm, and the same batches in every grouped mode
+    )
     seed: int = 42
     log_every: int = 4  # the final training loss is the mean over the last window of this many steps
     max_steps: int = 0  # 0: every epoch; the prototype stops early (its steps all cost the same)
@@ -92,12 +94,16 @@ def pretokenize(data: Any, tokenizer: Any, max_length: int) -> Any:
     return data.map(encode, batched=True, remove_columns=[c for c in data.column_names if c not in keep])
 
 
-def length_grouped_batches(lengths: np.ndarray, batch_size: int, seed: int, epoch: int, mega_batch_mult: int = 50) -> list[list[int]]:
+def length_grouped_batches(
+    lengths: np.ndarray, batch_size: int, seed: int, epoch: int, mega_batch_mult: int = 50
+) -> list[list[int]]:
     """Shuffle, sort each mega-batch of ``mega_batch_mult`` batches by length, cut, shuffle the batches; short one last."""
     rng = np.random.default_rng((seed, epoch))
     order = rng.permutation(len(lengths))
     mega = batch_size * mega_batch_mult
-    grouped = np.concatenate([c[np.argsort(-lengths[c], kind="stable")] for c in np.split(order, range(mega, len(order), mega))])
+    grouped = np.concatenate(
+        [c[np.argsort(-lengths[c], kind="stable")] for c in np.split(order, range(mega, len(order), mega))]
+    )
     batches = [grouped[i : i + batch_size] for i in range(0, len(grouped), batch_size)]
     short = batches.pop() if len(batches[-1]) < batch_size else None
     batches = [batches[i] for i in rng.permutation(len(batches))]
@@ -112,7 +118,10 @@ def adamw(model: Any, workload: Workload, **options: Any) -> Any:
 
     trainable = [(n, p) for n, p in model.named_parameters() if p.requires_grad]
     groups = [
-        {"params": [p for n, p in trainable if not n.endswith(NO_DECAY)], "weight_decay": workload.weight_decay},
+        {
+            "params": [p for n, p in trainable if not n.endswith(NO_DECAY)],
+            "weight_decay": workload.weight_decay,
+        },
         {"params": [p for n, p in trainable if n.endswith(NO_DECAY)], "weight_decay": 0.0},
     ]
     return torch.optim.AdamW(groups, lr=workload.lr, **options)

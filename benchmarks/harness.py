@@ -47,7 +47,9 @@ def measure_process(command: list[str], log_path: Path, timeout_s: float) -> Pro
     peak = 0
     with log_path.open("wb") as log:
         start = time.time()
-        popen = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, env=child_env(), cwd=REPO_ROOT)
+        popen = subprocess.Popen(
+            command, stdout=log, stderr=subprocess.STDOUT, env=child_env(), cwd=REPO_ROOT
+        )
         process = psutil.Process(popen.pid)
         done = threading.Event()
 

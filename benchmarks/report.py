@@ -39,7 +39,9 @@ def samples_per_second(result: Mapping[str, Any], train_size: int, global_batch:
     return train_size / (ticks[-1] - starts[-1])
 
 
-def figures(result: Mapping[str, Any], start_time: float, train_size: int, global_batch: int) -> dict[str, float]:
+def figures(
+    result: Mapping[str, Any], start_time: float, train_size: int, global_batch: int
+) -> dict[str, float]:
     ticks = result["step_end_times"]
     return {
         "samples_per_s": samples_per_second(result, train_size, global_batch),
@@ -57,13 +59,21 @@ def summarize(runs: Sequence[Mapping[str, Any]]) -> dict[str, dict[str, float]]:
         by_mode.setdefault(run["mode"], []).append(run)
     summary = {}
     for mode, mode_runs in by_mode.items():
-        keys = [key for key, value in mode_runs[0].items() if isinstance(value, (int, float)) and key not in ("repeat", "start_time")]
-        summary[mode] = {key: statistics.median(r[key] for r in mode_runs if r.get(key) is not None) for key in keys}
+        keys = [
+            key
+            for key, value in mode_runs[0].items()
+            if isinstance(value, (int, float)) and key not in ("repeat", "start_time")
+        ]
+        summary[mode] = {
+            key: statistics.median(r[key] for r in mode_runs if r.get(key) is not None) for key in keys
+        }
         summary[mode]["runs"] = len(mode_runs)
     return summary
 
 
-def check_goals(summary: Mapping[str, Mapping[str, float]], cli_times: Mapping[str, float]) -> list[dict[str, Any]]:
+def check_goals(
+    summary: Mapping[str, Mapping[str, float]], cli_times: Mapping[str, float]
+) -> list[dict[str, Any]]:
     """Every goal whose modes ran: the measured ratio, the goal and whether it is met."""
     checks = []
     for name, numerator, denominator, figure, goal, kind in GOALS:
@@ -72,7 +82,15 @@ def check_goals(summary: Mapping[str, Mapping[str, float]], cli_times: Mapping[s
             met = None if goal is None else (ratio >= goal if kind == "min" else ratio <= goal)
             checks.append({"goal": name, "value": ratio, "target": goal, "kind": kind, "met": met})
     for command, seconds in cli_times.items():
-        checks.append({"goal": f"{command} time (s)", "value": seconds, "target": 1.0, "kind": "max", "met": seconds < 1.0})
+        checks.append(
+            {
+                "goal": f"{command} time (s)",
+                "value": seconds,
+                "target": 1.0,
+                "kind": "max",
+                "met": seconds < 1.0,
+            }
+        )
     return checks
 
 
@@ -87,7 +105,11 @@ def format_report(summary: Mapping[str, Mapping[str, float]], checks: Sequence[M
     lines.insert(1, "|" + "|".join("-" * (width + 2) for width in widths) + "|")
     lines.append("")
     for check in checks:
-        target = "" if check["target"] is None else f"  (goal {'>=' if check['kind'] == 'min' else '<'} {check['target']})"
+        target = (
+            ""
+            if check["target"] is None
+            else f"  (goal {'>=' if check['kind'] == 'min' else '<'} {check['target']})"
+        )
         verdict = {True: "met", False: "MISSED", None: "reported"}[check["met"]]
         lines.append(f"{check['goal']:<34} {check['value']:.2f}{target}  {verdict}")
     return "\n".join(lines)

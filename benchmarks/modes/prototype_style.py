@@ -10,7 +10,16 @@ from __future__ import annotations
 import torch
 from torch.utils.data import DataLoader
 
-from benchmarks.common import StepClock, Workload, accuracy, adamw, load_classifier, load_split, mode_arguments, warmup_linear
+from benchmarks.common import (
+    StepClock,
+    Workload,
+    accuracy,
+    adamw,
+    load_classifier,
+    load_split,
+    mode_arguments,
+    warmup_linear,
+)
 
 PAD_TO = 512
 
@@ -26,7 +35,12 @@ def main() -> None:
         batch = tokenizer(rows, padding="max_length", truncation=True, max_length=PAD_TO, return_tensors="pt")
         return {**batch, "labels": torch.tensor(row_labels)}
 
-    loader = DataLoader(range(len(texts)), batch_size=workload.batch_size, shuffle=True, generator=torch.Generator().manual_seed(workload.seed))
+    loader = DataLoader(
+        range(len(texts)),
+        batch_size=workload.batch_size,
+        shuffle=True,
+        generator=torch.Generator().manual_seed(workload.seed),
+    )
     total_steps = workload.max_steps or len(loader) * workload.epochs
     optimizer = adamw(model, workload)
     scheduler = warmup_linear(optimizer, total_steps, workload.warmup_ratio)
@@ -46,7 +60,9 @@ def main() -> None:
             if len(clock.step_end_times) == total_steps:
                 break
     val_texts, val_labels = val["text"][:], val["label"][:]
-    val_batches = (encode(val_texts[i : i + 64], val_labels[i : i + 64]) for i in range(0, len(val_texts), 64))
+    val_batches = (
+        encode(val_texts[i : i + 64], val_labels[i : i + 64]) for i in range(0, len(val_texts), 64)
+    )
     clock.write(args.result, sum(recent) / len(recent), accuracy(model, val_batches))
 
 

@@ -32,7 +32,9 @@ def pad(rows: dict[str, list[Any]], pad_id: int) -> dict[str, torch.Tensor]:
     batch = {}
     for key in ("input_ids", "attention_mask", "token_type_ids"):
         if key in rows:
-            padded = torch.full((len(rows[key]), longest), pad_id if key == "input_ids" else 0, dtype=torch.long)
+            padded = torch.full(
+                (len(rows[key]), longest), pad_id if key == "input_ids" else 0, dtype=torch.long
+            )
             for row, values in enumerate(rows[key]):
                 padded[row, : len(values)] = torch.tensor(values)
             batch[key] = padded
@@ -43,7 +45,13 @@ def pad(rows: dict[str, list[Any]], pad_id: int) -> dict[str, torch.Tensor]:
 def add_lora(model: Any) -> Any:
     from peft import LoraConfig, get_peft_model
 
-    config = LoraConfig(r=8, lora_alpha=16, lora_dropout=0.1, target_modules=["query", "value"], modules_to_save=["classifier"])
+    config = LoraConfig(
+        r=8,
+        lora_alpha=16,
+        lora_dropout=0.1,
+        target_modules=["query", "value"],
+        modules_to_save=["classifier"],
+    )
     return get_peft_model(model, config)
 
 

@@ -75,12 +75,14 @@ def measure_process(command: list[str], log_path: Path, timeout_s: float) -> Pro
     return ProcessStats(start, wall, peak / 2**20, returncode)
 
 
-def time_command(command: list[str], repeats: int) -> list[float]:
-    """Wall seconds of ``command`` run ``repeats`` times (output discarded); raises if it fails."""
+def time_command(command: list[str], repeats: int, **env: str) -> list[float]:
+    """Wall seconds of ``command`` run ``repeats`` times (output discarded, ``env`` added); raises if it fails."""
     times = []
     for _ in range(repeats):
         start = time.perf_counter()
-        subprocess.run(command, check=True, stdout=subprocess.DEVNULL, env=child_env(), cwd=REPO_ROOT)
+        subprocess.run(
+            command, check=True, stdout=subprocess.DEVNULL, env={**child_env(), **env}, cwd=REPO_ROOT
+        )
         times.append(time.perf_counter() - start)
     return times
 

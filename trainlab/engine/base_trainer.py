@@ -42,7 +42,6 @@ class BaseTrainer:
         self.loss_fn: nn.Module | None = None
         self.logger = get_logger()
         self.hooks: list[Hook] = []
-        self.metrics: Any = None
         self.run_dir: Path | None = None
         self.metrics_writer: Any = None
         self.global_step = 0
@@ -65,7 +64,8 @@ class BaseTrainer:
         return [CheckpointHook(), EarlyStoppingHook()]
 
     def build_metrics(self) -> Any:
-        """A metric object with ``update(logits, labels)``, ``state()``, ``compute(state)``, or None."""
+        """A fresh metric for one evaluation, or None: ``update(**eval_step outputs but the loss)``,
+        ``state()`` (tensors gathered across ranks) and ``compute(state)``; see ``trainlab.metrics``."""
         return None
 
     def train_step(self, batch: Any) -> torch.Tensor:

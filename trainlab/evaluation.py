@@ -34,20 +34,26 @@ def resolve_weights(checkpoint: str) -> Path:
                       f"directory with {MODEL_FILE}, or a .safetensors file)")
 
 
-def load_model_for_inference(cfg: Config, checkpoint: str) -> Any:
-    """Build the configured model and load the checkpoint's weights into it (shapes must match)."""
+def inference_trainer(cfg: Config, checkpoint: str) -> Any:
+    """The configured trainer, set up for evaluation, with the checkpoint's weights in its model.
+
+    The trainer's ``custom_setup`` runs before the weights load, so adapters it adds (LORATrainer) are
+    there to receive theirs; shapes must match exactly.
+    """
     from safetensors.torch import load_model
 
-    from .runner import build_model
+    from .engine.setup import setup_for_evaluation
+    from .runner import build_model, build_trainer
 
     weights = resolve_weights(checkpoint)
-    model = build_model(cfg)
+    trainer = build_trainer(cfg, build_model(cfg))
+    setup_for_evaluation(trainer)
     try:
-        load_model(model, str(weights), strict=True)
+        load_model(trainer.model, str(weights), strict=True, device=str(trainer.device))
     except RuntimeError as exc:
         raise ConfigError(f"{weights} does not fit the configured model ({str(exc).splitlines()[0]}); "
                           f"use the config the checkpoint was trained with") from None
-    return model
+    return trainer
 
 
 def evaluate_checkpoint(cfg: Config, checkpoint: str, split: str = "test") -> dict[str, float]:
@@ -55,7 +61,7 @@ def evaluate_checkpoint(cfg: Config, checkpoint: str, split: str = "test") -> di
     from .engine import distributed
     from .engine.setup import seed_everything
     from .engine.strategy import resolve_device
-    from .runner import build_datasets, build_trainer, check_components, import_config_modules
+    from .runner import build_datasets, check_components, import_config_modules
 
     if split not in SPLITS:
         raise ConfigError(f"--split must be one of {', '.join(SPLITS)}, got '{split}'")
@@ -67,9 +73,8 @@ def evaluate_checkpoint(cfg: Config, checkpoint: str, split: str = "test") -> di
     distributed.init_distributed(resolve_device(cfg.TRAINER.DEVICE).type)
     try:
         seed_everything(cfg.TRAINER.SEED)
-        model = load_model_for_inference(cfg, checkpoint)
-        dataset = build_datasets(cfg, model, splits=(section,))[section.lower()]
-        trainer = build_trainer(cfg, model)
+        trainer = inference_trainer(cfg, checkpoint)
+        dataset = build_datasets(cfg, trainer.model, splits=(section,))[section.lower()]
         return trainer.evaluate_dataset(dataset, prefix=split)
     finally:
         distributed.cleanup()

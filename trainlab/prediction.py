@@ -21,9 +21,9 @@ def predict_csv(cfg: Config, checkpoint: str, input_csv: str, output_csv: str) -
 
     from .engine.data import move_to_device
     from .engine.setup import seed_everything
-    from .evaluation import load_model_for_inference
+    from .evaluation import inference_trainer
     from .registries import DATASETS
-    from .runner import build_trainer, check_components, import_config_modules
+    from .runner import check_components, import_config_modules
 
     import_config_modules(cfg)
     check_components(cfg)
@@ -36,17 +36,13 @@ def predict_csv(cfg: Config, checkpoint: str, input_csv: str, output_csv: str) -
     if not Path(input_csv).is_file():
         raise ConfigError(f"--input {input_csv}: file not found")
     seed_everything(cfg.TRAINER.SEED)
-    model = load_model_for_inference(cfg, checkpoint)
+    trainer = inference_trainer(cfg, checkpoint)
     dataset = dataset_class.from_csv(
         input_csv,
         section.ROOT,
-        tokenizer=getattr(model, "tokenizer", None),
+        tokenizer=getattr(trainer.model, "tokenizer", None),
         max_length=section.get("MAX_LENGTH", 256),
     )
-    trainer = build_trainer(cfg, model)
-    from .engine.setup import setup_for_evaluation
-
-    setup_for_evaluation(trainer)
     trainer.model.eval()
     loader = trainer.prepare_dataloader(dataset, trainer.batch_size_eval, train=False)
     probabilities = []

@@ -55,6 +55,12 @@ def test_validation_loss_goes_down(so_data, tmp_path, config, nproc, lr):
     if config == "minilm_lora":
         assert (run_dir / "adapter" / "trainlab_adapter.safetensors").is_file()
         assert "trainable parameters" in (run_dir / "train.log").read_text()
+    if config == "minilm_lora" and nproc == 1:  # eval adds the trainer's LoRA layers before loading weights
+        evaluated = trainlab("eval", str(CONFIGS / f"{config}.yaml"), *args[2:-2], "--checkpoint", str(run_dir),
+                             cwd=tmp_path)
+        assert evaluated.returncode == 0, evaluated.stderr[-3000:]
+        scores = json.loads(evaluated.stdout[evaluated.stdout.index("{"):])
+        assert scores["test/accuracy"] == pytest.approx(test["test/accuracy"], abs=1e-6)
     assert (run_dir / "model" / "config.json").is_file() or config == "own_bert_tabular"
 
 

@@ -39,6 +39,7 @@ class BaseTrainer:
         self.optimizer: torch.optim.Optimizer | None = None
         self.scheduler: Any = None
         self.scheduler_interval = "step"
+        self.strategy: Any = None  # set up per process: how the model is placed, wrapped and stepped
         self.loss_fn: nn.Module | None = None
         self.logger = get_logger()
         self.hooks: list[Hook] = []

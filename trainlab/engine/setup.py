@@ -82,7 +82,12 @@ def setup_trainer(trainer: BaseTrainer, rank: int, world_size: int) -> None:
 
 
 def setup_for_evaluation(trainer: BaseTrainer) -> None:
-    """Device, ranks and precision for evaluating the model as it is; every rank keeps a replica (no DDP)."""
+    """Device, ranks and precision for evaluating the model as it is; every rank keeps a replica (no DDP).
+
+    Does nothing when the trainer is already set up (for training or evaluation).
+    """
+    if trainer.strategy is not None:
+        return
     settings = trainer.settings
     trainer.device = resolve_device(settings["device"])
     trainer.rank, trainer.world_size = distributed.get_rank(), distributed.get_world_size()

@@ -195,6 +195,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         help="data and run directories",
     )
     parser.add_argument("--output", type=Path, help="JSON file to write (default WORK_DIR/results.json)")
+    parser.add_argument(
+        "--rows", type=int, help="questions to generate (default 200: 128 train / 64 validation / 8 test)"
+    )
     return parser.parse_args(argv)
 
 
@@ -203,6 +206,7 @@ def main(argv: list[str] | None = None) -> int:
 
     args = parse_args(argv)
     rows, max_length, prototype_steps, log_every = (50, 64, 2, 2) if args.quick else (200, 256, 4, 4)
+    rows = args.rows or rows
     repeats = args.repeats or (1 if args.quick else 2)
     selected = [m for m in MODES if not args.modes or m.name in args.modes.split(",")]
     unknown = set(args.modes.split(",")) - {m.name for m in MODES} if args.modes else set()
@@ -210,7 +214,7 @@ def main(argv: list[str] | None = None) -> int:
         raise SystemExit(
             f"unknown mode(s) {', '.join(sorted(unknown))}; choose from {', '.join(m.name for m in MODES)}"
         )
-    work_dir = args.work_dir / ("quick" if args.quick else "full")
+    work_dir = args.work_dir / ("quick" if args.quick else "full" if args.rows is None else f"rows{rows}")
     work_dir.mkdir(parents=True, exist_ok=True)
     data_dir = prepare_data(work_dir, rows)
     train_size = _rows(data_dir / "train")

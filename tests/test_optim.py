@@ -91,7 +91,7 @@ def test_build_optimizer_uses_config_and_default_weight_decay_on_weights_only():
     model = TinyEncoder()
     optimizer = build_optimizer(model, "AdamW", {"lr": 3e-4, "betas": (0.8, 0.9)})
     assert [g["weight_decay"] for g in optimizer.param_groups] == [0.01, 0.0]  # AdamW's default
-    assert all(g["lr"] == 3e-4 and g["betas"] == (0.8, 0.9) and g["foreach"] for g in optimizer.param_groups)
+    assert all(g["lr"] == 3e-4 and g["betas"] == (0.8, 0.9) and g["fused"] for g in optimizer.param_groups)
     assert build_optimizer(model, "SGD", {"lr": 0.1, "foreach": False}).param_groups[0]["foreach"] is False
     lbfgs = build_optimizer(model, "LBFGS", {"lr": 0.1})  # one group only, and no weight decay to split
     assert len(lbfgs.param_groups) == 1 and "foreach" not in lbfgs.defaults

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Any
 
@@ -15,7 +14,7 @@ SPLITS = {"train": "TRAIN", "val": "VAL", "validation": "VAL", "test": "TEST"}
 def resolve_weights(checkpoint: str) -> Path:
     """A weights file from a checkpoint path: a .safetensors file, a checkpoint directory, or a run directory
     (its best checkpoint, else its latest)."""
-    from .engine.checkpoint import MODEL_FILE, latest_checkpoint
+    from .engine.checkpoint import MODEL_FILE, best_checkpoint, latest_checkpoint
 
     path = Path(checkpoint)
     if path.is_file():
@@ -23,13 +22,9 @@ def resolve_weights(checkpoint: str) -> Path:
     if (path / MODEL_FILE).is_file():
         return path / MODEL_FILE
     checkpoints = path / "checkpoints"
-    if (checkpoints / "best.json").is_file():
-        best = checkpoints / json.loads((checkpoints / "best.json").read_text(encoding="utf-8"))["checkpoint"]
-        if (best / MODEL_FILE).is_file():
-            return best / MODEL_FILE
-    latest = latest_checkpoint(checkpoints) if checkpoints.is_dir() else None
-    if latest is not None:
-        return latest / MODEL_FILE
+    found = (best_checkpoint(checkpoints) or latest_checkpoint(checkpoints)) if checkpoints.is_dir() else None
+    if found is not None:
+        return found / MODEL_FILE
     raise ConfigError(f"--checkpoint {checkpoint}: no model weights there (expected a run directory, a checkpoint "
                       f"directory with {MODEL_FILE}, or a .safetensors file)")
 

@@ -18,7 +18,7 @@ from .data import build_loader
 from .hooks import Hook, call_hooks
 from .logging import ProgressBar, get_logger
 from .settings import resolve_settings, settings_signature
-from .setup import setup_trainer
+from .setup import build_optimization, restore_state, setup_for_evaluation, setup_trainer
 
 
 @TRAINERS.register_module()
@@ -136,8 +136,8 @@ class BaseTrainer:
         train_loader = self.prepare_dataloader(train_dataset, batch_size_train, collate_fn, train=True)
         val_loader = self.prepare_dataloader(val_dataset, batch_size_eval, collate_fn, False) if val_dataset is not None and evaluate else None
         self.steps_per_epoch = math.ceil(len(train_loader) / self.grad_accum_steps)
-        self.build_optimization()
-        self.restore()
+        build_optimization(self)
+        restore_state(self)
         try:
             call_hooks(self.hooks, "before_train", self)
             while self.epoch < self.epochs and not self.should_stop:
@@ -272,24 +272,12 @@ class BaseTrainer:
 
     def evaluate_dataset(self, dataset: Dataset, prefix: str = "test") -> dict[str, float]:
         """Evaluate the model as it is on ``dataset`` (no training set-up, no run directory)."""
-        from .setup import setup_for_evaluation
-
         setup_for_evaluation(self)
         return self.evaluate(self.prepare_dataloader(dataset, self.batch_size_eval, train=False), prefix=prefix)
 
     @property
     def unwrapped_model(self) -> nn.Module:
         return self.strategy.unwrap(self.model)
-
-    def build_optimization(self) -> None:
-        from .setup import build_optimization
-
-        build_optimization(self)
-
-    def restore(self) -> None:
-        from .setup import restore_state
-
-        restore_state(self)
 
     def close(self) -> None:
         if getattr(self, "metrics_writer", None) is not None:

@@ -98,6 +98,15 @@ def latest_checkpoint(checkpoint_dir: Path) -> Path | None:
     return complete[-1] if complete else None
 
 
+def best_checkpoint(checkpoint_dir: Path) -> Path | None:
+    """The complete checkpoint that ``best.json`` names, if any."""
+    pointer = checkpoint_dir / "best.json"
+    if not pointer.is_file():
+        return None
+    path = checkpoint_dir / json.loads(pointer.read_text(encoding="utf-8"))["checkpoint"]
+    return path if is_complete(path) else None
+
+
 def find_resume_checkpoint(resume: str, run_dir: str, output_dir: str, project_name: str) -> Path | None:
     """Resolve TRAINER.RESUME: "" → None; a path → that checkpoint; auto → the newest complete one of the run."""
     if not resume:
@@ -249,11 +258,7 @@ class Checkpointer:
         return True
 
     def best_checkpoint(self) -> Path | None:
-        pointer = self.directory / "best.json"
-        if not pointer.is_file():
-            return None
-        path = self.directory / json.loads(pointer.read_text(encoding="utf-8"))["checkpoint"]
-        return path if is_complete(path) else None
+        return best_checkpoint(self.directory)
 
     def _rotate(self) -> None:
         keep = max(1, int(self.trainer.settings["keep_last"]))

@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 import torch
 
+from ..config import Config
 from ..registries import HOOKS
 from . import distributed
 from .checkpoint import Checkpointer, find_resume_checkpoint
@@ -61,7 +62,7 @@ def setup_trainer(trainer: BaseTrainer, rank: int, world_size: int) -> None:
     trainer.logger = setup_logger(rank, trainer.run_dir / "train.log")
     trainer.resume_from = resume_from
     if rank == 0 and trainer.config is not None:
-        (trainer.run_dir / "config.yaml").write_text(_dump(trainer.config), encoding="utf-8")
+        Config(trainer.config).dump(trainer.run_dir / "config.yaml")
     seed_everything(settings["seed"])  # identical on every rank, so per-process changes start identical
     trainer.custom_setup(rank, world_size)
     trainer.strategy = build_strategy(trainer.device, settings["precision"], settings["find_unused_parameters"])
@@ -143,13 +144,6 @@ def restore_state(trainer: BaseTrainer) -> None:
         trainer.checkpointer.resume(trainer.resume_from)
     elif trainer.settings["load_from"]:
         trainer.checkpointer.load_weights(trainer.settings["load_from"])
-
-
-def _dump(config: object) -> str:
-    import yaml
-
-    data = config.to_dict() if hasattr(config, "to_dict") else dict(config)  # type: ignore[call-overload]
-    return yaml.safe_dump(data, sort_keys=False, allow_unicode=True)
 
 
 __all__ = ["build_optimization", "make_run_dir", "restore_state", "seed_everything", "setup_trainer"]

@@ -8,7 +8,7 @@ setup:
 	bash scripts/setup_env.sh
 
 demo: setup
-	$(PY) -m trainlab.demo
+	$(PY) -m trainlab.commands.demo
 
 test: setup
 	$(PY) -m pytest -q tests

@@ -24,8 +24,8 @@ root=$(cd "$(dirname "$0")/.." && pwd)
 python=${PYTHON:-$root/.venv/bin/python}
 [ -x "$python" ] || python=python3
 if command -v nvidia-smi >/dev/null 2>&1 && nvidia-smi -L >/dev/null 2>&1; then
-  exec "$python" -m trainlab.cli train "$config" "$@" --gpus "$gpus"
+  exec "$python" -m trainlab train "$config" "$@" --gpus "$gpus"
 fi
 nproc=$(awk -F, '{print NF}' <<<"$gpus")
 echo "scripts/train.sh: no NVIDIA GPU here, running $nproc CPU process(es) instead of GPUs $gpus" >&2
-exec "$python" -m trainlab.cli train "$config" "$@" --nproc "$nproc"
+exec "$python" -m trainlab train "$config" "$@" --nproc "$nproc"

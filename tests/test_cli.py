@@ -18,7 +18,7 @@ CONSOLE_SCRIPT = Path(sys.executable).with_name("trainlab")
 
 
 def trainlab(*args: str, cwd: Path, script: bool = False) -> subprocess.CompletedProcess:
-    command = [str(CONSOLE_SCRIPT)] if script else [sys.executable, "-m", "trainlab.cli"]
+    command = [str(CONSOLE_SCRIPT)] if script else [sys.executable, "-m", "trainlab"]
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
     return subprocess.run(
         [*command, *args], cwd=cwd, env=env, capture_output=True, text=True, timeout=120, check=False
@@ -82,7 +82,7 @@ def project(tmp_path: Path) -> Path:
 
 def test_import_trainlab_loads_no_heavy_library(tmp_path):
     code = (
-        "import sys, trainlab, trainlab.builder, trainlab.config, trainlab.cli\n"
+        "import sys, trainlab, trainlab.builder, trainlab.config, trainlab.commands.cli\n"
         "print(sorted(m for m in ('torch', 'transformers', 'datasets', 'peft') if m in sys.modules))"
     )
     proc = subprocess.run(

@@ -5,7 +5,7 @@ import sys
 
 from trainlab.registry_index import build_listing, cache_dir, listing_key
 
-LIST_AND_REPORT_TORCH = "import sys; from trainlab.cli import main; main(['list']); print('torch imported:', 'torch' in sys.modules)"
+LIST_AND_REPORT_TORCH = "import sys; from trainlab.commands.cli import main; main(['list']); print('torch imported:', 'torch' in sys.modules)"
 
 
 def run_list(cache):

@@ -14,7 +14,7 @@ BLOBS_CONFIG = HERE / "blobs.yaml"
 
 def run_trainlab(args: list[str], cwd: Path, timeout: float = 120, **popen) -> subprocess.CompletedProcess:
     env = {**os.environ, "PYTHONUNBUFFERED": "1", "OMP_NUM_THREADS": "1"}
-    return subprocess.run([sys.executable, "-m", "trainlab.cli", *args], cwd=cwd, env=env, capture_output=True,
+    return subprocess.run([sys.executable, "-m", "trainlab", *args], cwd=cwd, env=env, capture_output=True,
                           text=True, timeout=timeout, **popen)
 
 

@@ -103,7 +103,7 @@ def test_resume_with_a_changed_model_fails_clearly(blobs):
 
 def test_sigterm_saves_a_checkpoint_then_resume_finishes(blobs, tmp_path):
     out = tmp_path / "out"
-    cmd = [sys.executable, "-m", "trainlab.cli", "train", str(BLOBS_CONFIG), "TRAINER.OUTPUT_DIR", str(out),
+    cmd = [sys.executable, "-m", "trainlab", "train", str(BLOBS_CONFIG), "TRAINER.OUTPUT_DIR", str(out),
            "TRAINER.HOOKS", "[{NAME: SlowStepsHook, SECONDS: 0.3}]"]
     proc = subprocess.Popen(cmd, cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     deadline = time.monotonic() + 60

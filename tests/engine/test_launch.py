@@ -10,7 +10,7 @@ from pathlib import Path
 from engine_helpers import BLOBS_CONFIG, evaluations, run_dir_of
 
 from trainlab.engine.distributed import expand_slurm_nodelist, slurm_environment
-from trainlab.launch import free_port
+from trainlab.commands.launch import free_port
 
 ROOT = Path(__file__).resolve().parents[2]
 QUICK = ["TRAINER.EPOCHS", "1", "TRAINER.SAVE", "false"]

@@ -60,7 +60,7 @@ def test_prompt_tokens_are_masked_and_batches_padded(tiny_llama, qa_data):
 
 def test_lora_fine_tune_lowers_validation_perplexity(tiny_llama, qa_data, tmp_path):
     out = tmp_path / "out"
-    args = [sys.executable, "-m", "trainlab.cli", "train", str(ROOT / "configs" / "llm" / "causal_lm_lora.yaml"),
+    args = [sys.executable, "-m", "trainlab", "train", str(ROOT / "configs" / "llm" / "causal_lm_lora.yaml"),
             "MODEL.PRETRAINED", str(tiny_llama), "MODEL.PEFT.R", "4", "MODEL.PEFT.LORA_ALPHA", "8",
             "TRAINER.OUTPUT_DIR", str(out), "TRAINER.EPOCHS", "2", "TRAINER.OPTIMIZER_KWARGS.lr", "0.02",
             "TRAINER.WARMUP_RATIO", "0.0", "TRAINER.LOG_EVERY_STEPS", "1",

@@ -189,7 +189,7 @@ def test_clip_lora_run_trains_and_scores_all_classes(ucf101, tiny_clip, tmp_path
         [
             sys.executable,
             "-m",
-            "trainlab.cli",
+            "trainlab",
             "train",
             str(CONFIGS / "clip_peft_lora.yaml"),
             *args,

@@ -7,22 +7,22 @@ import sys
 import traceback
 from collections.abc import Callable
 
-from .errors import TrainLabError
+from ..errors import TrainLabError
 
 EXIT_USER_ERROR = 2
 
 
 def cmd_list(args: argparse.Namespace) -> int:
-    from .registries import ALL_REGISTRIES
-    from .registry_index import build_listing, builtin_listing
-    from .runner import import_modules
+    from ..registries import ALL_REGISTRIES
+    from ..registry_index import build_listing, builtin_listing
+    from ..components import import_modules
 
     names = [args.registry.lower()] if args.registry else list(ALL_REGISTRIES)
     # Not `get(name) or get(name + "s")`: a registry's truth value is its length, which imports its modules.
     registries = [ALL_REGISTRIES.get(name, ALL_REGISTRIES.get(name + "s")) for name in names]
     for name, registry in zip(names, registries):
         if registry is None:
-            from .errors import RegistryError, did_you_mean
+            from ..errors import RegistryError, did_you_mean
 
             raise RegistryError(
                 f"no registry '{name}'{did_you_mean(name, ALL_REGISTRIES)}; registries: {', '.join(ALL_REGISTRIES)}"
@@ -41,8 +41,8 @@ def cmd_list(args: argparse.Namespace) -> int:
 
 
 def cmd_config(args: argparse.Namespace) -> int:
-    from .config import load_config
-    from .runner import check_components, import_config_modules, import_modules
+    from ..config import load_config
+    from ..components import check_components, import_config_modules, import_modules
 
     import_modules(args.imports)
     cfg = load_config(args.config, _overrides(args))
@@ -53,9 +53,9 @@ def cmd_config(args: argparse.Namespace) -> int:
 
 
 def cmd_train(args: argparse.Namespace) -> int:
-    from .config import load_config
+    from ..config import load_config
     from .launch import LaunchOptions, launch
-    from .runner import check_components, import_config_modules, import_modules
+    from ..components import check_components, import_config_modules, import_modules
 
     overrides = _overrides(args)
     if args.resume is not None:
@@ -85,9 +85,9 @@ def cmd_train(args: argparse.Namespace) -> int:
 def cmd_eval(args: argparse.Namespace) -> int:
     import json
 
-    from .config import load_config
-    from .evaluation import evaluate_checkpoint
-    from .runner import import_modules
+    from ..config import load_config
+    from .evaluate import evaluate_checkpoint
+    from ..components import import_modules
 
     import_modules(args.imports)
     metrics = evaluate_checkpoint(load_config(args.config, _overrides(args)), args.checkpoint, args.split)
@@ -96,9 +96,9 @@ def cmd_eval(args: argparse.Namespace) -> int:
 
 
 def cmd_predict(args: argparse.Namespace) -> int:
-    from .config import load_config
-    from .prediction import predict_csv
-    from .runner import import_modules
+    from ..config import load_config
+    from .predict import predict_csv
+    from ..components import import_modules
 
     import_modules(args.imports)
     rows = predict_csv(load_config(args.config, _overrides(args)), args.checkpoint, args.input, args.output)
@@ -107,11 +107,11 @@ def cmd_predict(args: argparse.Namespace) -> int:
 
 
 def cmd_preprocess(args: argparse.Namespace) -> int:
-    from .preprocess.stackoverflow import main as stackoverflow_main
+    from ..preprocess.stackoverflow import main as stackoverflow_main
 
     tasks = {"stackoverflow": stackoverflow_main}
     if not args.args or args.args[0] not in tasks:
-        from .errors import ConfigError
+        from ..errors import ConfigError
 
         raise ConfigError(
             f"name what to preprocess: trainlab preprocess {{{', '.join(tasks)}}} --input CSV --output DIR"
@@ -120,7 +120,7 @@ def cmd_preprocess(args: argparse.Namespace) -> int:
 
 
 def cmd_merge_lora(args: argparse.Namespace) -> int:
-    from .peft.merge import merge_lora_checkpoint
+    from ..peft.merge import merge_lora_checkpoint
 
     out = merge_lora_checkpoint(args.checkpoint, args.out_dir)
     print(f"merged model written to {out}")

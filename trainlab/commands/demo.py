@@ -12,7 +12,7 @@ import sys
 import time
 from pathlib import Path
 
-from .errors import TrainLabError
+from ..errors import TrainLabError
 
 REPO = Path(__file__).resolve().parent.parent
 SAMPLE_CSV = REPO / "examples" / "stackoverflow" / "train-sample.csv"
@@ -21,13 +21,13 @@ CONFIG = REPO / "configs" / "stackoverflow" / "minilm_full.yaml"
 
 def prepare_data(csv_path: Path, data_dir: Path) -> dict:
     """Preprocess ``csv_path`` into ``data_dir`` unless that was already done for the same file."""
-    from .preprocess.stackoverflow import load_preprocess_info, preprocess
+    from ..preprocess.stackoverflow import load_preprocess_info, preprocess
 
     info_file = data_dir / "preprocess.json"
     if info_file.is_file() and json.loads(info_file.read_text())["source"] == str(csv_path):
         return load_preprocess_info(data_dir)
     if not csv_path.is_file():
-        from .preprocess.sample_data import main as make_sample
+        from ..preprocess.sample_data import main as make_sample
 
         make_sample(["--rows", "600", "--seed", "0", "--output", str(csv_path)])
     preprocess(csv_path, data_dir)  # replaces an earlier preprocessing output atomically
@@ -40,7 +40,7 @@ def majority_baseline(info: dict) -> float:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m trainlab.demo", description=__doc__)
+    parser = argparse.ArgumentParser(prog="python -m trainlab.commands.demo", description=__doc__)
     parser.add_argument(
         "--csv", type=Path, default=SAMPLE_CSV, help="a CSV in the Kaggle schema (default: the sample)"
     )
@@ -56,8 +56,8 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def run_demo(args: argparse.Namespace) -> int:
-    from .config import load_config
-    from .runner import run_training
+    from ..config import load_config
+    from ..components import run_training
 
     start = time.perf_counter()
     print(f"[1/3] preprocessing {args.csv} → {args.data_dir}")

@@ -6,8 +6,8 @@ import csv
 import os
 from pathlib import Path
 
-from .config import Config
-from .errors import ConfigError
+from ..config import Config
+from ..errors import ConfigError
 
 
 def predict_csv(cfg: Config, checkpoint: str, input_csv: str, output_csv: str) -> int:
@@ -19,11 +19,11 @@ def predict_csv(cfg: Config, checkpoint: str, input_csv: str, output_csv: str) -
     """
     import torch
 
-    from .engine.data import move_to_device
-    from .engine.setup import seed_everything
-    from .evaluation import inference_trainer
-    from .registries import DATASETS
-    from .runner import check_components, import_config_modules
+    from ..engine.data import move_to_device
+    from ..engine.setup import seed_everything
+    from .evaluate import inference_trainer
+    from ..registries import DATASETS
+    from ..components import check_components, import_config_modules
 
     import_config_modules(cfg)
     check_components(cfg)

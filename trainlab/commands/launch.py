@@ -9,7 +9,7 @@ import sys
 import uuid
 from dataclasses import dataclass
 
-from .errors import ConfigError
+from ..errors import ConfigError
 
 
 @dataclass

@@ -5,8 +5,8 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from .config import Config
-from .errors import ConfigError
+from ..config import Config
+from ..errors import ConfigError
 
 SPLITS = {"train": "TRAIN", "val": "VAL", "validation": "VAL", "test": "TEST"}
 
@@ -14,7 +14,7 @@ SPLITS = {"train": "TRAIN", "val": "VAL", "validation": "VAL", "test": "TEST"}
 def resolve_weights(checkpoint: str) -> Path:
     """A weights file from a checkpoint path: a .safetensors file, a checkpoint directory, or a run directory
     (its best checkpoint, else its latest)."""
-    from .engine.checkpoint import MODEL_FILE, best_checkpoint, latest_checkpoint
+    from ..engine.checkpoint import MODEL_FILE, best_checkpoint, latest_checkpoint
 
     path = Path(checkpoint)
     if path.is_file():
@@ -37,8 +37,8 @@ def inference_trainer(cfg: Config, checkpoint: str) -> Any:
     """
     from safetensors.torch import load_model
 
-    from .engine.setup import setup_for_evaluation
-    from .runner import build_model, build_trainer
+    from ..engine.setup import setup_for_evaluation
+    from ..components import build_model, build_trainer
 
     weights = resolve_weights(checkpoint)
     trainer = build_trainer(cfg, build_model(cfg))
@@ -53,10 +53,10 @@ def inference_trainer(cfg: Config, checkpoint: str) -> Any:
 
 def evaluate_checkpoint(cfg: Config, checkpoint: str, split: str = "test") -> dict[str, float]:
     """Metrics of the model at ``checkpoint`` on DATASET.<split>, across all processes of this job."""
-    from .engine import distributed
-    from .engine.setup import seed_everything
-    from .engine.strategy import resolve_device
-    from .runner import build_datasets, check_components, import_config_modules
+    from ..engine import distributed
+    from ..engine.setup import seed_everything
+    from ..engine.strategy import resolve_device
+    from ..components import build_datasets, check_components, import_config_modules
 
     if split not in SPLITS:
         raise ConfigError(f"--split must be one of {', '.join(SPLITS)}, got '{split}'")

@@ -1,0 +1,7 @@
+"""`python -m trainlab ...` is the `trainlab` command."""
+
+import sys
+
+from .commands.cli import main
+
+sys.exit(main())

@@ -1,6 +1,6 @@
 """The prototype's import path for the registries and `build_from_cfg`, kept for existing code."""
 
-from .registries import COLLATORS, DATASETS, HOOKS, LOSSES, METRICS, MODELS, OPTIMIZERS, SCHEDULERS, TRAINERS
+from .registries import COLLATORS, DATASETS, HOOKS, LOSSES, METRICS, MODELS, OPTIMIZERS, SCHEDULERS, STRATEGIES, TRAINERS
 from .registry import Registry, build_from_cfg
 
 __all__ = [
@@ -12,6 +12,7 @@ __all__ = [
     "MODELS",
     "OPTIMIZERS",
     "SCHEDULERS",
+    "STRATEGIES",
     "TRAINERS",
     "Registry",
     "build_from_cfg",

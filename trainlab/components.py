@@ -182,11 +182,11 @@ def run_training(cfg: Config) -> dict[str, float]:
     """The whole job in this process (one of N under torchrun): build everything from ``cfg`` and train."""
     from .engine import distributed
     from .engine.setup import seed_everything
-    from .engine.strategy import resolve_device
+    from .engine.strategies import resolve_device
 
     import_config_modules(cfg)
     check_components(cfg)
-    distributed.init_distributed(resolve_device(cfg.TRAINER.DEVICE).type)
+    distributed.init_distributed(resolve_device(cfg.TRAINER.DEVICE).type, timeout_s=cfg.TRAINER.TIMEOUT_S)
     try:
         seed_everything(cfg.TRAINER.SEED)
         model = build_model(cfg)

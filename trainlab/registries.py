@@ -14,8 +14,10 @@ LOSSES = Registry("losses", locations=["trainlab.optim"])  # every torch.nn loss
 METRICS = Registry("metrics", locations=["trainlab.metrics"])  # metrics that accumulate and merge across ranks
 HOOKS = Registry("hooks", locations=["trainlab.engine.builtin_hooks"])  # training-loop hooks (TRAINER.HOOKS)
 COLLATORS = Registry("collators", locations=["trainlab.datasets.collators"])  # batch collators (DATASET.*.COLLATOR)
+# how the model is placed, wrapped, stepped and checkpointed (TRAINER.STRATEGY: auto | single | ddp | ...)
+STRATEGIES = Registry("strategies", locations=["trainlab.engine.strategies"])
 
 ALL_REGISTRIES = {
     registry.name: registry
-    for registry in (MODELS, DATASETS, TRAINERS, OPTIMIZERS, SCHEDULERS, LOSSES, METRICS, HOOKS, COLLATORS)
+    for registry in (MODELS, DATASETS, TRAINERS, OPTIMIZERS, SCHEDULERS, LOSSES, METRICS, HOOKS, COLLATORS, STRATEGIES)
 }

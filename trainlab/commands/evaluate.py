@@ -55,7 +55,7 @@ def evaluate_checkpoint(cfg: Config, checkpoint: str, split: str = "test") -> di
     """Metrics of the model at ``checkpoint`` on DATASET.<split>, across all processes of this job."""
     from ..engine import distributed
     from ..engine.setup import seed_everything
-    from ..engine.strategy import resolve_device
+    from ..engine.strategies import resolve_device
     from ..components import build_datasets, check_components, import_config_modules
 
     if split not in SPLITS:

@@ -67,6 +67,12 @@ DEFAULTS: dict[str, Any] = {
         "GROUP_BY_LENGTH": True,
         # auto | cpu | cuda: where to train; auto uses CUDA when available.
         "DEVICE": "auto",
+        # How the model is placed and wrapped: auto (ddp on several processes, else single) | single | ddp
+        # (see `trainlab list strategies`).
+        "STRATEGY": "auto",
+        # Seconds any process waits in a collective (all-reduce, barrier...) for the others before the run
+        # stops with an error naming the rank and what it waited in.
+        "TIMEOUT_S": 1800,
         # DDP option for models with parameters that get no gradient in some steps.
         "FIND_UNUSED_PARAMETERS": False,
         # Save a checkpoint every N optimizer steps (0: only at the end of each epoch).

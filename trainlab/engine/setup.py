@@ -18,7 +18,7 @@ from . import distributed
 from .checkpoint import Checkpointer, find_resume_checkpoint
 from .hooks import sort_hooks
 from .logging import MetricsWriter, setup_logger
-from .strategy import build_strategy, resolve_device
+from .strategies import build_strategy, resolve_device
 
 if TYPE_CHECKING:
     from .base_trainer import BaseTrainer

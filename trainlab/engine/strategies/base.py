@@ -8,8 +8,8 @@ from collections.abc import Iterator
 import torch
 from torch import nn
 
-from ..errors import ConfigError
-from .distributed import get_local_rank, get_world_size
+from ...errors import ConfigError
+from ..distributed import get_local_rank, get_world_size
 
 PRECISIONS = {"fp32": None, "bf16": torch.bfloat16, "fp16": torch.float16}
 

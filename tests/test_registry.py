@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import inspect
+import os
+import subprocess
 import sys
 import textwrap
 from pathlib import Path
@@ -282,3 +284,81 @@ def test_every_torch_optimizer_scheduler_and_loss_is_there_by_its_class_name():
         RegistryError, match="'Adamw' is not in the optimizers registry — did you mean 'AdamW'"
     ):
         OPTIMIZERS.get("Adamw")
+
+
+def run_python(script: str) -> subprocess.CompletedProcess:
+    """Run ``script`` in a fresh interpreter, so the global registries start as a user's process does."""
+    return subprocess.run(
+        [sys.executable, "-c", textwrap.dedent(script)], capture_output=True, text=True, timeout=120,
+        env={**os.environ, "OMP_NUM_THREADS": "1"},
+    )
+
+
+def test_a_users_class_keeps_a_built_in_name_when_the_built_ins_load_later():
+    proc = run_python("""
+        import logging, sys
+        logging.basicConfig(level=logging.DEBUG, stream=sys.stdout, format="%(name)s %(message)s")
+        from trainlab.builder import DATASETS, MODELS, TRAINERS
+        from trainlab.registry_index import build_listing
+
+        @DATASETS.register_module()
+        class StackOverflowDataset:
+            pass
+
+        @MODELS.register_module()
+        class BertForSequenceClassification:
+            pass
+
+        @TRAINERS.register_module(name=["BERTTrainer", "LORATrainer"])
+        class MyTrainer:
+            pass
+
+        builtins = ["trainlab.datasets.stackoverflow", "trainlab.models", "trainlab.trainers"]
+        assert not [name for name in builtins if name in sys.modules]
+        assert not DATASETS.exists("NoSuchDataset")  # a lookup that misses imports the built-ins
+        listing = build_listing()  # what `trainlab list` does: imports every registry's modules
+        assert all(name in sys.modules for name in builtins)
+
+        assert DATASETS.get("StackOverflowDataset") is StackOverflowDataset
+        assert MODELS.build({"NAME": "BertForSequenceClassification"}).__class__ is BertForSequenceClassification
+        assert TRAINERS.get("BERTTrainer") is TRAINERS.get("LORATrainer") is MyTrainer
+        assert ("StackOverflowDataset", "__main__") in listing["datasets"]
+        import trainlab.trainers
+        assert trainlab.trainers.BERTTrainer is not MyTrainer  # the built-in class still exists, nameless
+        print("checked")
+    """)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.splitlines()[-1] == "checked"
+    assert (
+        "trainlab.registry trainers: built-in trainlab.trainers.classification.LORATrainer yields 'LORATrainer' "
+        "to __main__.MyTrainer"
+    ) in proc.stdout
+
+
+def test_a_users_class_replaces_a_built_in_already_loaded_but_two_user_classes_still_clash():
+    proc = run_python("""
+        import logging, sys
+        logging.basicConfig(level=logging.DEBUG, stream=sys.stdout, format="%(name)s %(message)s")
+        from trainlab.builder import DATASETS, TRAINERS
+
+        assert TRAINERS.get("BERTTrainer").__module__ == "trainlab.trainers.classification"
+
+        @TRAINERS.register_module()
+        class BERTTrainer:
+            pass
+
+        assert TRAINERS.get("BERTTrainer") is BERTTrainer
+        try:
+            TRAINERS.register_module(name="BERTTrainer", module=type("BERTTrainer", (), {}))
+        except KeyError as exc:
+            print("clash:", exc)
+        # Loading more built-ins (another registry's) does not take the name back.
+        assert DATASETS.get("StackOverflowDataset").__module__ == "trainlab.datasets.stackoverflow"
+        assert TRAINERS.get("BERTTrainer") is BERTTrainer
+    """)
+    assert proc.returncode == 0, proc.stderr
+    assert (
+        "trainlab.registry trainers: __main__.BERTTrainer replaces built-in "
+        "trainlab.trainers.classification.BERTTrainer as 'BERTTrainer'"
+    ) in proc.stdout
+    assert "clash: \"'BERTTrainer' is already registered in trainers by __main__.BERTTrainer" in proc.stdout

@@ -1,4 +1,4 @@
-"""Config → objects: import user modules, check every component's keys, build model, datasets and trainer."""
+"""Config → objects: import the user's modules, then build the model, the datasets and the trainer."""
 
 from __future__ import annotations
 
@@ -10,10 +10,11 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from .config import COMPONENT_SECTIONS, DEFAULTS, Config
-from .errors import ConfigError, RegistryError, did_you_mean
-from .registries import ALL_REGISTRIES, DATASETS, MODELS, TRAINERS
-from .registry import accepted_keywords
+from .config import DEFAULTS, Config
+from .config.settings import TRAINER_DEFAULTS, TrainerSettings
+from .errors import ConfigError
+from .registries import DATASETS, MODELS, TRAINERS
+from .registry import accepted_keywords, build
 
 
 def import_modules(modules: Iterable[str], base_dir: str | Path | None = None) -> None:
@@ -102,38 +103,6 @@ def resolve_callable(path: str) -> Any:
         raise ConfigError(f"cannot resolve '{path}': write it as package.module:function") from None
 
 
-# Passed by the builder at run time, never set in a config.
-RUNTIME_ARGUMENTS = frozenset({"model", "config", "tokenizer", "processor"})
-
-
-def check_components(cfg: Config) -> None:
-    """Every named component exists and accepts its section's keys; all problems reported together."""
-    errors = []
-    source = cfg.source or "the config"
-    for dotted, registry_name in COMPONENT_SECTIONS.items():
-        name = _section(cfg, dotted).get("NAME")
-        if not name:
-            continue
-        registry = ALL_REGISTRIES[registry_name]
-        try:
-            target = registry.get(name)
-        except RegistryError as exc:
-            errors.append(f"{dotted}.NAME: {exc}")
-            continue
-        accepted, open_ended = accepted_keywords(target)
-        if open_ended:
-            continue
-        options = sorted(a.upper() for a in accepted - RUNTIME_ARGUMENTS)
-        for key in component_kwargs(cfg, dotted, target):
-            if key not in accepted:
-                full = f"{dotted}.{key.upper()}"
-                where = "the command-line overrides" if full in cfg.override_keys else source
-                hint = did_you_mean(key.upper(), options).replace("'", "").replace("mean ", f"mean {dotted}.")
-                errors.append(f"Unknown key {full} in {where}{hint} ({name} accepts: {', '.join(options)})")
-    if errors:
-        raise ConfigError("\n".join(errors))
-
-
 @contextmanager
 def main_process_first() -> Iterator[None]:
     """Rank 0 runs the block first (e.g. tokenizes and caches a dataset); the others then reuse its cache."""
@@ -146,36 +115,82 @@ def main_process_first() -> Iterator[None]:
         distributed.barrier()
 
 
+def section_spec(cfg: Mapping[str, Any], dotted: str, target: Any) -> dict[str, Any]:
+    """The ``{NAME, keywords...}`` spec of a section for ``build``.
+
+    TRAINER settings the trainer's constructor does not name are left out: they reach it as its settings.
+    """
+    kwargs = component_kwargs(cfg, dotted, target)
+    if dotted == "TRAINER":
+        accepted = {name.lower() for name in accepted_keywords(target)[0]}
+        kwargs = {k: v for k, v in kwargs.items() if k in accepted or k not in TRAINER_DEFAULTS}
+    return {"NAME": _section(cfg, dotted)["NAME"], **kwargs}
+
+
+def takes_prototype_config(target: Any) -> bool:
+    """Whether a model class is built the prototype's way: ``from_pretrained(model_type=..., config_args={...})``."""
+    import inspect
+
+    factory = getattr(target, "from_pretrained", None)
+    try:
+        params = inspect.signature(factory).parameters if callable(factory) else {}
+    except (TypeError, ValueError):
+        return False
+    return {"model_type", "config_args"} <= set(params)
+
+
 def build_model(cfg: Config) -> Any:
+    """MODEL: ``NAME`` with its keywords, or the prototype's ``NAME.from_pretrained(model_type=PRETRAINED,
+    config_args={other keys, lower-cased})`` for a class that defines it so."""
     target = MODELS.get(cfg.MODEL.NAME)
-    return target(**component_kwargs(cfg, "MODEL", target))
+    if takes_prototype_config(target):
+        options = {k.lower(): v.to_dict() if isinstance(v, Config) else v for k, v in cfg.MODEL.items() if k not in ("NAME", "PRETRAINED")}
+        return target.from_pretrained(model_type=cfg.MODEL.PRETRAINED, config_args=options)
+    return build(section_spec(cfg, "MODEL", target), MODELS, where="MODEL")
 
 
-def build_datasets(
-    cfg: Config, model: Any, splits: Iterable[str] = ("TRAIN", "VAL", "TEST")
-) -> dict[str, Any]:
+def build_datasets(cfg: Config, model: Any, splits: Iterable[str] = ("TRAIN", "VAL", "TEST")) -> dict[str, Any]:
     """The datasets of ``splits`` that have a NAME; the model's tokenizer or processor is passed where accepted."""
-    runtime = {
-        name: getattr(model, name)
-        for name in ("tokenizer", "processor")
-        if getattr(model, name, None) is not None
-    }
+    runtime = {name: getattr(model, name) for name in ("tokenizer", "processor") if getattr(model, name, None) is not None}
     built = {}
     for split in splits:
         dotted = f"DATASET.{split}"
         if not _section(cfg, dotted).get("NAME"):
             continue
         target = DATASETS.get(cfg.DATASET[split].NAME)
-        accepted, open_ended = accepted_keywords(target)
-        extra = {k: v for k, v in runtime.items() if k in accepted or open_ended}
         with main_process_first():
-            built[split.lower()] = target(**component_kwargs(cfg, dotted, target), **extra)
+            built[split.lower()] = build(section_spec(cfg, dotted, target), DATASETS, where=dotted, **runtime)
     return built
 
 
-def build_trainer(cfg: Config, model: Any) -> Any:
+def build_trainer(cfg: Config, model: Any, settings: TrainerSettings | None = None) -> Any:
+    """TRAINER: the trainer class with its own keywords and the runtime objects it takes (model, config, the
+    prototype's ``model_name_or_path``, ``tokenizer`` and ``log_queue``); the TRAINER settings reach it whether
+    or not its constructor names them."""
+    from .engine.base_trainer import building_with
+
+    settings = settings or trainer_settings(cfg)
     target = TRAINERS.get(cfg.TRAINER.NAME)
-    return target(model=model, config=cfg, **component_kwargs(cfg, "TRAINER", target))
+    accepted, _ = accepted_keywords(target)
+    runtime: dict[str, Any] = {"model": model, "config": cfg, "model_name_or_path": cfg.MODEL.PRETRAINED, "log_queue": None}
+    if "tokenizer" in accepted:
+        runtime["tokenizer"] = getattr(model, "tokenizer", None) or _load_tokenizer(cfg.MODEL.PRETRAINED)
+    with building_with(settings):
+        return build(section_spec(cfg, "TRAINER", target), TRAINERS, where="TRAINER", **runtime)
+
+
+def trainer_settings(cfg: Config) -> TrainerSettings:
+    """The engine settings of the TRAINER section (its other keys belong to the trainer class)."""
+    return TrainerSettings.from_mapping({k: v.to_dict() if isinstance(v, Config) else v
+                                         for k, v in cfg.TRAINER.items() if k.lower() in TRAINER_DEFAULTS})
+
+
+def _load_tokenizer(path: str) -> Any:
+    if not path:
+        return None
+    from transformers import AutoTokenizer
+
+    return AutoTokenizer.from_pretrained(path)
 
 
 def run_training(cfg: Config) -> dict[str, float]:
@@ -184,18 +199,16 @@ def run_training(cfg: Config) -> dict[str, float]:
     from .engine.setup import seed_everything
     from .engine.strategies import resolve_device
 
-    import_config_modules(cfg)
-    check_components(cfg)
-    distributed.init_distributed(resolve_device(cfg.TRAINER.DEVICE).type, timeout_s=cfg.TRAINER.TIMEOUT_S)
+    import_config_modules(cfg)  # idempotent; a config checked elsewhere has them already
+    settings = trainer_settings(cfg)
+    distributed.init_distributed(resolve_device(settings.device).type, timeout_s=settings.timeout_s)
     try:
-        seed_everything(cfg.TRAINER.SEED)
+        seed_everything(settings.seed)
         model = build_model(cfg)
         data = build_datasets(cfg, model)
         if "train" not in data:
-            raise ConfigError(
-                "DATASET.TRAIN.NAME is empty: name the training dataset (see `trainlab list datasets`)"
-            )
-        trainer = build_trainer(cfg, model)
+            raise ConfigError("DATASET.TRAIN.NAME is empty: name the training dataset (see `trainlab list datasets`)")
+        trainer = build_trainer(cfg, model, settings)
         return trainer.fit(data["train"], data.get("val"), data.get("test"))
     finally:
         distributed.cleanup()

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import importlib
 import inspect
+import logging
+import sys
 from collections.abc import Callable, Iterator, Mapping
 from typing import Any
 
@@ -11,6 +13,7 @@ from .errors import RegistryError, did_you_mean
 
 PLUGIN_GROUP = "trainlab.plugins"
 _plugins_loaded = False
+logger = logging.getLogger(__name__)
 
 
 def load_plugins() -> list[str]:
@@ -58,6 +61,7 @@ class Registry:
         self._locations = list(locations)
         self._locations_imported = False
         self._module_dict: dict[str, Any] = {}
+        self._builtin_names: set[str] = set()  # names whose current entry TrainLab itself registered
         self._children: dict[str, Registry] = {}
         if parent is not None:
             parent._children[self._scope] = self
@@ -94,32 +98,49 @@ class Registry:
     ) -> Any:
         """Register ``module`` under ``name`` (or its ``__name__``); use as a call or a decorator.
 
-        ``name`` may be a list of aliases. A taken name raises unless ``force=True``.
+        ``name`` may be a list of aliases. A taken name raises unless ``force=True``, with one exception:
+        between a user's class and a built-in one (registered by TrainLab's own modules) of the same
+        name, the user's wins, whichever registers first.
         """
         if name is not None and not isinstance(name, (str, list, tuple)):
             raise TypeError(f"name must be a str or a list of str, got {type(name).__name__}")
+        # Who registers, not where the class is defined: trainlab.optim registers torch's own classes.
+        builtin = _is_builtin_module(sys._getframe(1).f_globals.get("__name__", ""))
         if module is not None:
-            self._register(module, name, force)
+            self._register(module, name, force, builtin)
             return module
 
         def decorator(obj: Any) -> Any:
-            self._register(obj, name, force)
+            self._register(obj, name, force, builtin)
             return obj
 
         return decorator
 
-    def _register(self, module: Any, name: str | list[str] | tuple[str, ...] | None, force: bool) -> None:
+    def _register(
+        self, module: Any, name: str | list[str] | tuple[str, ...] | None, force: bool, builtin: bool = False
+    ) -> None:
         if not callable(module):
             raise TypeError(f"only classes and functions can be registered, got {module!r}")
         names = [module.__name__] if name is None else [name] if isinstance(name, str) else list(name)
         for key in names:
             existing = self._module_dict.get(key)
             if existing is not None and existing is not module and not force:
-                raise KeyError(
-                    f"'{key}' is already registered in {self._name} by {_origin(existing)}; "
-                    f"pass force=True to replace it or choose another name"
-                )
+                existing_builtin = key in self._builtin_names
+                if builtin and not existing_builtin:
+                    # Built-ins load lazily, often after the user's modules: the user's class keeps the name.
+                    logger.debug("%s: built-in %s yields '%s' to %s", self._name, _origin(module), key, _origin(existing))
+                    continue
+                if builtin == existing_builtin:
+                    raise KeyError(
+                        f"'{key}' is already registered in {self._name} by {_origin(existing)}; "
+                        f"pass force=True to replace it or choose another name"
+                    )
+                logger.debug("%s: %s replaces built-in %s as '%s'", self._name, _origin(module), _origin(existing), key)
             self._module_dict[key] = module
+            if builtin:
+                self._builtin_names.add(key)
+            else:
+                self._builtin_names.discard(key)
 
     def import_locations(self) -> None:
         """Import the modules this registry declares (once), so their components register."""
@@ -205,6 +226,10 @@ class Registry:
         return "\n".join(lines)
 
 
+def _is_builtin_module(module_name: str) -> bool:
+    return module_name == "trainlab" or module_name.startswith("trainlab.")
+
+
 def _origin(obj: Any) -> str:
     return f"{getattr(obj, '__module__', '?')}.{getattr(obj, '__qualname__', repr(obj))}"
 
@@ -262,19 +287,46 @@ NAME_KEYS = ("NAME", "name", "type")
 
 
 def build_from_cfg(cfg: Mapping[str, Any], registry: Registry, *args: Any, **kwargs: Any) -> Any:
-    """Build an object from ``cfg``: ``NAME`` picks it from ``registry``; other keys, lower-cased, are keywords.
+    """The prototype's name for :func:`build`: ``NAME`` picks the class, the other keys are keywords."""
+    return build(cfg, registry, *args, **kwargs)
 
-    Runtime objects (model, tokenizer, datasets) come in ``kwargs`` and win over config keys.
-    """
-    if not isinstance(cfg, Mapping):
-        raise RegistryError(f"a {registry.name} config must be a mapping with a NAME key, got {cfg!r}")
-    name_key = next((k for k in NAME_KEYS if k in cfg), None)
-    if name_key is None or cfg[name_key] in (None, ""):
+
+def match_keywords(target: Any, options: Mapping[str, Any], where: str) -> dict[str, Any]:
+    """``options`` with every key spelled as ``target`` names it, whatever its case in the config
+    (``LR`` → ``lr``, ``T_MAX`` → ``T_max``); keys ``target`` does not take raise one RegistryError naming them."""
+    accepted, open_ended = accepted_keywords(target)
+    by_lower = {name.lower(): name for name in accepted}
+    matched: dict[str, Any] = {}
+    unknown = []
+    for key, value in options.items():
+        name = by_lower.get(str(key).lower())
+        if name is not None:
+            matched[name] = value
+        elif open_ended:
+            matched[str(key).lower()] = value
+        else:
+            unknown.append(str(key).lower())
+    if unknown:
+        problems = [f"'{key}'{did_you_mean(key, accepted)}" for key in unknown]
         raise RegistryError(
-            f"the {registry.name} config has no NAME; set NAME to one of: {', '.join(registry.names())}"
+            f"{getattr(target, '__name__', target)} does not take {', '.join(problems)} (from {where}). "
+            f"It accepts: {', '.join(sorted(accepted)) or '(nothing)'}."
         )
-    target = registry.get(cfg[name_key])
-    options = {str(k).lower(): v for k, v in cfg.items() if k != name_key}
-    options.update(kwargs)
-    check_keywords(target, options, f"the {registry.name} config of '{cfg[name_key]}'")
+    return matched
+
+
+def build(spec: Mapping[str, Any], registry: Registry, *args: Any, where: str | None = None, **runtime: Any) -> Any:
+    """The one way a config becomes an object: ``NAME`` picks the class from ``registry``, the other keys (any
+    case) are its keyword arguments, and runtime objects (model, tokenizer, optimizer...) are passed where the
+    class accepts them. Wrong names and keywords raise one RegistryError naming them and ``where``."""
+    if not isinstance(spec, Mapping):
+        raise RegistryError(f"a {registry.name} config must be a mapping with a NAME key, got {spec!r}")
+    name_key = next((k for k in NAME_KEYS if k in spec), None)
+    if name_key is None or spec[name_key] in (None, ""):
+        raise RegistryError(f"the {registry.name} config has no NAME; set NAME to one of: {', '.join(registry.names())}")
+    target = registry.get(spec[name_key])
+    where = where or f"the {registry.name} config of '{spec[name_key]}'"
+    options = match_keywords(target, {k: v for k, v in spec.items() if k != name_key}, where)
+    accepted, open_ended = accepted_keywords(target)
+    options.update({key: value for key, value in runtime.items() if open_ended or key in accepted})
     return target(*args, **options)

@@ -12,7 +12,8 @@ import pytest
 from trainlab.config import DEFAULTS, Config, load_config, parse_overrides, resolve_package_path
 from trainlab.errors import ConfigError
 from trainlab.registries import DATASETS
-from trainlab.components import check_components, component_kwargs, import_config_modules
+from trainlab.components import component_kwargs, import_config_modules
+from trainlab.validation import check_components
 
 FIXTURES = Path(__file__).parent / "fixtures"
 RECIPE = FIXTURES / "recipes" / "minilm_cosine.yaml"

@@ -31,7 +31,7 @@ def test_two_processes_match_one_process_with_the_same_global_batch(blobs):
 
 
 def test_evaluation_counts_each_sample_once_and_equals_one_process(blobs):
-    frozen = ("TRAINER.OPTIMIZER_KWARGS", "{lr: 0.0}", "TRAINER.EPOCHS", "1")
+    frozen = ("TRAINER.OPTIMIZER_KWARGS", "{lr: 1.0e-30}", "TRAINER.EPOCHS", "1")
     one, one_dir = blobs(*frozen)
     two, two_dir = blobs(*frozen, nproc=2)
     assert one.returncode == 0 and two.returncode == 0, one.stderr + two.stderr

@@ -9,12 +9,12 @@ import os
 import signal
 import time
 
+import safetensors.torch
 import torch
 from safetensors.torch import save_file
 from torch import nn
 
 from trainlab import DATASETS, HOOKS, MODELS, TRAINERS, BaseTrainer, DatasetBase, Hook
-from trainlab.engine import checkpoint
 from trainlab.metrics import ClassificationMetrics
 
 
@@ -125,7 +125,7 @@ class KillDuringSaveHook(Hook):
                 handle.flush()
             os.kill(os.getpid(), signal.SIGKILL)
 
-        checkpoint.save_model = dying_save_model
+        safetensors.torch.save_model = dying_save_model
 
 
 @HOOKS.register_module()

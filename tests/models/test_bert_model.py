@@ -117,3 +117,18 @@ def test_tabular_input_must_match_the_configured_width(minilm_path, text_batch):
         plain(**text_batch, tabular=torch.zeros(2, 5))
     with pytest.raises(ConfigError, match="unknown.*concat"):
         BertForSequenceClassification(pretrained=minilm_path, tabular_dim=5, fusion="attention")
+
+
+def test_lora_section_adapts_query_value_and_trains_the_head(minilm_path):
+    model = MODELS.build(
+        {
+            "NAME": "BertForSequenceClassification",
+            "PRETRAINED": minilm_path,
+            "LORA": {"R": 2, "IGNORE_LAYERS": [5]},
+        }
+    )
+    trainable = {name for name, param in model.named_parameters() if param.requires_grad}
+    assert {name.rsplit(".", 2)[-2] for name in trainable if "lora_" in name} == {"query", "value"}
+    assert len(trainable) == 5 * 2 * 2 + 2 and {"classifier.weight", "classifier.bias"} <= trainable
+    with pytest.raises(ConfigError, match=r"Unknown key MODEL.LORA.ALPA — did you mean MODEL.LORA.ALPHA\?"):
+        BertForSequenceClassification(pretrained=minilm_path, lora={"ALPA": 4})

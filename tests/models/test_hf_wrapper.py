@@ -146,3 +146,16 @@ def test_tiny_clip_loads_with_its_image_processor(tmp_path):
     assert output.logits_per_image.shape == (1, 3)
     with pytest.raises(ConfigError, match="MODEL.TASK 'sequence-classification'"):
         TransformersModelWrapper(pretrained=str(tmp_path), task="sequence-classification")
+
+
+def test_lora_and_peft_sections_are_one_or_the_other(minilm_path):
+    with pytest.raises(ConfigError, match="MODEL.LORA and MODEL.PEFT are both set; keep one of them"):
+        TransformersModelWrapper(pretrained=minilm_path, num_labels=2, lora={}, peft={})
+
+
+def test_an_empty_lora_section_means_the_defaults(minilm_path):
+    from trainlab.peft import lora_modules
+
+    wrapper = MODELS.build({"NAME": "TransformersModelWrapper", "PRETRAINED": minilm_path, "LORA": {}})
+    layers = lora_modules(wrapper.model)
+    assert len(layers) == 6 * 2 and {(m.r, m.alpha, m.dropout_p) for m in layers.values()} == {(8, 16.0, 0.1)}

@@ -83,11 +83,24 @@ def test_merge_lora_checkpoint_with_and_without_trainlab_record(trained_peft, te
 
 
 def test_peft_section_errors_name_the_key():
-    with pytest.raises(ConfigError, match="LORA_ALPH.*did you mean 'lora_alpha'"):
+    with pytest.raises(
+        ConfigError, match=r"Unknown key MODEL.PEFT.LORA_ALPH — did you mean MODEL.PEFT.LORA_ALPHA\?"
+    ):
         peft_config_from({"LORA_ALPH": 8})
+    with pytest.raises(ConfigError, match="MODEL.PEFT.ALPHA and MODEL.PEFT.LORA_ALPHA set the same thing"):
+        peft_config_from({"ALPHA": 8, "LORA_ALPHA": 16})
+    with pytest.raises(ConfigError, match="EXCLUDE_MODULES: use IGNORE_LAYERS"):
+        peft_config_from({"EXCLUDE_MODULES": ["query"]})
     with pytest.raises(ConfigError, match="METHOD 'lorra'.*did you mean 'lora'"):
         peft_config_from({"METHOD": "lorra"})
     with pytest.raises(ConfigError, match="TASK_TYPE 'seq_class' is unknown — did you mean 'SEQ_CLS'"):
         peft_config_from({"TASK_TYPE": "seq_class"})
     ia3 = peft_config_from({"METHOD": "ia3", "TARGET_MODULES": ["key", "value"], "FEEDFORWARD_MODULES": []})
     assert isinstance(ia3, peft.IA3Config)
+
+
+def test_lora_keys_have_the_model_lora_defaults_and_peft_fields_pass_through():
+    config = peft_config_from({"BIAS": "lora_only", "USE_RSLORA": True}, task="sequence-classification")
+    assert (config.r, config.lora_alpha, config.lora_dropout) == (8, 16, 0.1)
+    assert set(config.target_modules) == {"query", "value"}
+    assert (config.bias, config.use_rslora, config.task_type) == ("lora_only", True, peft.TaskType.SEQ_CLS)

@@ -1,13 +1,16 @@
-"""Built-in LoRA: the layer's math, target selection, training on MiniLM, exact merge, adapter files."""
+"""Built-in LoRA: the layer's math, target selection, training on MiniLM, exact merge, adapter files, DDP."""
 
 import copy
 import json
 import os
+import socket
 
 import pytest
 import torch
+import torch.distributed as dist
 import transformers
 from torch import nn
+from torch.nn.parallel import DistributedDataParallel
 
 from trainlab.errors import ConfigError
 from trainlab.models.bert import BertForSequenceClassification
@@ -75,10 +78,14 @@ def test_targets_by_name_regex_and_ignore_list(bert):
         add_lora_layers(bert, module_names=["q_proj"])
 
 
-def test_freeze_and_mark_trainable_choose_the_trained_parameters(bert):
+def test_ignore_layers_are_layer_indices_as_in_the_prototype(bert):
+    names = add_lora_layers(bert, ("query", "value"), 4, 8, 0.0, [0])
+    assert names == ["bert.encoder.layer.1.attention.self.query", "bert.encoder.layer.1.attention.self.value"]
+
+
+def test_freeze_model_keeps_lora_and_the_classifier_training_as_the_prototype_did(bert):
     add_lora_layers(bert)
     freeze_model(bert)
-    mark_trainable(bert, ["classifier"])
     trainable = {name for name, param in bert.named_parameters() if param.requires_grad}
     assert trainable == {name for name, _ in bert.named_parameters() if "lora_" in name} | {
         "classifier.weight",
@@ -88,13 +95,28 @@ def test_freeze_and_mark_trainable_choose_the_trained_parameters(bert):
     assert count_parameters(bert)[0] == sum(p.numel() for p in bert.parameters() if p.requires_grad)
     unfreeze_model(bert)
     assert count_parameters(bert)[0] == count_parameters(bert)[1]
+    freeze_model(bert)
+    mark_trainable(bert, ["bert.pooler"])
+    assert (
+        bert.bert.pooler.dense.weight.requires_grad
+        and not bert.bert.embeddings.word_embeddings.weight.requires_grad
+    )
     with pytest.raises(ConfigError, match="'clasifier' matches no parameter"):
         mark_trainable(bert, ["clasifier"])
 
 
+def test_a_section_without_the_classifier_freezes_it(bert):
+    apply_lora_from_config(bert, {"TARGET_MODULES": ["query"], "TRAINABLE": []})
+    trainable = {name for name, param in bert.named_parameters() if param.requires_grad}
+    assert trainable == {
+        f"bert.encoder.layer.{i}.attention.self.query.lora_{m}" for i in (0, 1) for m in "AB"
+    }
+
+
 def test_config_section_keys_are_checked(bert):
-    with pytest.raises(ConfigError, match="MODEL.LORA does not take RANK"):
+    with pytest.raises(ConfigError, match="Unknown key MODEL.LORA.RANK .*MODEL.LORA takes R, ALPHA"):
         apply_lora_from_config(bert, {"RANK": 4})
+    assert not lora_modules(bert)
 
 
 def _train(model: nn.Module, batch: dict, steps: int = 4) -> tuple[float, float]:
@@ -220,3 +242,47 @@ def test_bad_adapter_directories_are_config_errors(tmp_path, bert):
         merge_lora_checkpoint(str(tmp_path), str(tmp_path / "out"))
     with pytest.raises(ConfigError, match="not a TrainLab LoRA adapter"):
         load_lora_adapter(bert, str(tmp_path))
+
+
+@pytest.fixture
+def gloo_group():
+    """A one-process gloo group, as a DDP job's rank 0 sees it; destroyed afterwards."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    dist.init_process_group("gloo", init_method=f"tcp://127.0.0.1:{port}", rank=0, world_size=1)
+    yield
+    dist.destroy_process_group()
+
+
+def test_prototype_lora_flow_on_a_ddp_wrapped_model(gloo_group, minilm_path, text_batch):
+    """add → freeze → DDP → train → merge_lora_layers(ddp) → ddp.module.state_dict(), as the prototype did."""
+    model = BertForSequenceClassification(pretrained=minilm_path)
+    add_lora_layers(model, r=8, lora_alpha=16)
+    freeze_model(model)
+    ddp = DistributedDataParallel(model)
+    optimizer = torch.optim.AdamW([p for p in ddp.parameters() if p.requires_grad], lr=1e-2)
+    for _ in range(2):
+        optimizer.zero_grad()
+        ddp(**text_batch, labels=LABELS).loss.backward()
+        optimizer.step()
+    ddp.eval()
+    with torch.no_grad():
+        expected = ddp(**text_batch).logits
+    assert merge_lora_layers(ddp) is ddp
+    state = ddp.module.state_dict()
+    assert not lora_modules(ddp) and not any("lora" in name for name in state)
+    assert "bert.encoder.layer.0.attention.self.query.weight" in state
+    with torch.no_grad():
+        torch.testing.assert_close(ddp(**text_batch).logits, expected, atol=1e-5, rtol=0)
+    unfreeze_model(ddp)
+    assert all(param.requires_grad for param in ddp.parameters())
+
+
+def test_add_lora_layers_on_a_ddp_wrapped_model_uses_the_inner_names(gloo_group, bert):
+    ddp = DistributedDataParallel(bert)
+    names = add_lora_layers(
+        ddp, ignore_layers=[1], target_regex=r"bert\.encoder\.layer\.\d\.attention\.self\.key"
+    )
+    assert names == ["bert.encoder.layer.0.attention.self.key"]
+    assert isinstance(bert.bert.encoder.layer[0].attention.self.key, LoRALinear)

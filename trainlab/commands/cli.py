@@ -13,9 +13,9 @@ EXIT_USER_ERROR = 2
 
 
 def cmd_list(args: argparse.Namespace) -> int:
+    from ..components import import_modules
     from ..registries import ALL_REGISTRIES
     from ..registry_index import build_listing, builtin_listing
-    from ..components import import_modules
 
     names = [args.registry.lower()] if args.registry else list(ALL_REGISTRIES)
     # Not `get(name) or get(name + "s")`: a registry's truth value is its length, which imports its modules.
@@ -41,29 +41,20 @@ def cmd_list(args: argparse.Namespace) -> int:
 
 
 def cmd_config(args: argparse.Namespace) -> int:
-    from ..config import load_config
-    from ..components import check_components, import_config_modules, import_modules
+    from ..validation import prepare_config
 
-    import_modules(args.imports)
-    cfg = load_config(args.config, _overrides(args))
-    import_config_modules(cfg)
-    check_components(cfg)
-    sys.stdout.write(cfg.dump())
+    sys.stdout.write(prepare_config(args.config, _overrides(args), args.imports).dump())
     return 0
 
 
 def cmd_train(args: argparse.Namespace) -> int:
-    from ..config import load_config
+    from ..validation import prepare_config
     from .launch import LaunchOptions, launch
-    from ..components import check_components, import_config_modules, import_modules
 
     overrides = _overrides(args)
     if args.resume is not None:
         overrides += ["TRAINER.RESUME", args.resume or "auto"]
-    import_modules(args.imports)
-    cfg = load_config(args.config, overrides)  # user errors surface here, once, before any process starts
-    import_config_modules(cfg)
-    check_components(cfg)
+    prepare_config(args.config, overrides, args.imports)  # user errors surface here, once, before any process starts
     options = LaunchOptions(
         args.nproc,
         args.gpus,
@@ -85,23 +76,19 @@ def cmd_train(args: argparse.Namespace) -> int:
 def cmd_eval(args: argparse.Namespace) -> int:
     import json
 
-    from ..config import load_config
+    from ..validation import prepare_config
     from .evaluate import evaluate_checkpoint
-    from ..components import import_modules
 
-    import_modules(args.imports)
-    metrics = evaluate_checkpoint(load_config(args.config, _overrides(args)), args.checkpoint, args.split)
+    metrics = evaluate_checkpoint(prepare_config(args.config, _overrides(args), args.imports), args.checkpoint, args.split)
     print(json.dumps(metrics, indent=1))
     return 0
 
 
 def cmd_predict(args: argparse.Namespace) -> int:
-    from ..config import load_config
+    from ..validation import prepare_config
     from .predict import predict_csv
-    from ..components import import_modules
 
-    import_modules(args.imports)
-    rows = predict_csv(load_config(args.config, _overrides(args)), args.checkpoint, args.input, args.output)
+    rows = predict_csv(prepare_config(args.config, _overrides(args), args.imports), args.checkpoint, args.input, args.output)
     print(f"wrote {rows} prediction(s) to {args.output}")
     return 0
 

@@ -56,8 +56,8 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def run_demo(args: argparse.Namespace) -> int:
-    from ..config import load_config
     from ..components import run_training
+    from ..validation import prepare_config
 
     start = time.perf_counter()
     print(f"[1/3] preprocessing {args.csv} → {args.data_dir}")
@@ -67,7 +67,7 @@ def run_demo(args: argparse.Namespace) -> int:
     # 128 tokens keep the demo near two minutes on 2 CPU cores; the recipes use 256 (512 in the GPU one).
     overrides += [f"DATASET.{split}.MAX_LENGTH=128" for split in ("TRAIN", "VAL", "TEST")]
     overrides += ["TRAINER.PROJECT_NAME=demo", *args.overrides]
-    cfg = load_config(args.config, overrides)
+    cfg = prepare_config(args.config, overrides)
     print(
         f"[2/3] fine-tuning {cfg.MODEL.PRETRAINED} ({cfg.TRAINER.EPOCHS} epochs, {info['split_sizes']['train']} questions)"
     )

@@ -35,16 +35,14 @@ def inference_trainer(cfg: Config, checkpoint: str) -> Any:
     The trainer's ``custom_setup`` runs before the weights load, so adapters it adds (LORATrainer) are
     there to receive theirs; shapes must match exactly.
     """
-    from safetensors.torch import load_model
-
-    from ..engine.setup import setup_for_evaluation
     from ..components import build_model, build_trainer
+    from ..engine import distributed
 
     weights = resolve_weights(checkpoint)
     trainer = build_trainer(cfg, build_model(cfg))
-    setup_for_evaluation(trainer)
+    trainer.setup(distributed.get_rank(), distributed.get_world_size(), for_training=False)
     try:
-        load_model(trainer.model, str(weights), strict=True, device=str(trainer.device))
+        trainer.strategy.load_weights(weights, strict=True)
     except RuntimeError as exc:
         raise ConfigError(f"{weights} does not fit the configured model ({str(exc).splitlines()[0]}); "
                           f"use the config the checkpoint was trained with") from None
@@ -53,19 +51,19 @@ def inference_trainer(cfg: Config, checkpoint: str) -> Any:
 
 def evaluate_checkpoint(cfg: Config, checkpoint: str, split: str = "test") -> dict[str, float]:
     """Metrics of the model at ``checkpoint`` on DATASET.<split>, across all processes of this job."""
+    from ..components import build_datasets
     from ..engine import distributed
     from ..engine.setup import seed_everything
     from ..engine.strategies import resolve_device
-    from ..components import build_datasets, check_components, import_config_modules
+    from ..validation import check_components
 
     if split not in SPLITS:
         raise ConfigError(f"--split must be one of {', '.join(SPLITS)}, got '{split}'")
     section = SPLITS[split]
     if not cfg.DATASET[section].NAME:
         raise ConfigError(f"DATASET.{section}.NAME is empty: configure the {split} split to evaluate on it")
-    import_config_modules(cfg)
     check_components(cfg)
-    distributed.init_distributed(resolve_device(cfg.TRAINER.DEVICE).type)
+    distributed.init_distributed(resolve_device(cfg.TRAINER.DEVICE).type, timeout_s=cfg.TRAINER.TIMEOUT_S)
     try:
         seed_everything(cfg.TRAINER.SEED)
         trainer = inference_trainer(cfg, checkpoint)

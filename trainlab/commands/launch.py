@@ -6,7 +6,6 @@ import logging
 import os
 import socket
 import sys
-import uuid
 from dataclasses import dataclass
 
 from ..errors import ConfigError
@@ -23,6 +22,7 @@ class LaunchOptions:
     master_addr: str = "127.0.0.1"
     master_port: int | None = None
     rdzv_endpoint: str | None = None
+    rdzv_id: str | None = None
 
     def resolve(self) -> LaunchOptions:
         if self.gpus:
@@ -37,6 +37,15 @@ class LaunchOptions:
             raise ConfigError(f"--node-rank must be in 0..{self.nnodes - 1}, got {self.node_rank}")
         if self.nnodes > 1 and self.master_port is None and self.rdzv_endpoint is None:
             raise ConfigError("several nodes need a meeting point: pass --master-addr and --master-port (or --rdzv-endpoint)")
+        if self.master_port is not None and not 1 <= self.master_port <= 65535:
+            raise ConfigError(f"--master-port must be a TCP port in 1..65535, got {self.master_port}")
+        _, colon, port = (self.rdzv_endpoint or "").rpartition(":")
+        if colon and not (port.isdigit() and 1 <= int(port) <= 65535):
+            raise ConfigError(
+                f"--rdzv-endpoint takes HOST:PORT with a port in 1..65535, got '{self.rdzv_endpoint}'"
+            )
+        # Every node's agent must name the same run: the id keys the rendezvous state in the shared store.
+        self.rdzv_id = self.rdzv_id or os.environ.get("SLURM_JOB_ID") or "trainlab"
         return self
 
     @property
@@ -52,20 +61,26 @@ def free_port() -> int:
 
 
 def launch(options: LaunchOptions, module_args: list[str]) -> int:
-    """Run ``python -m trainlab.train *module_args`` in ``nproc`` processes per node; returns the exit code."""
+    """Run ``python -m trainlab.train *module_args`` in ``nproc`` processes per node; returns the exit code.
+
+    ``--master-addr/--master-port`` is torchrun's static rendezvous (node 0 hosts the store, node ranks are
+    given); ``--rdzv-endpoint`` is its c10d rendezvous (any node may host, ranks are assigned on arrival).
+    """
+    from torch.distributed import DistError
     from torch.distributed.elastic.multiprocessing.errors import ChildFailedError
+    from torch.distributed.elastic.rendezvous import RendezvousError
     from torch.distributed.launcher.api import LaunchConfig, elastic_launch
 
     if options.rdzv_endpoint:
         backend, endpoint, rdzv_configs = "c10d", options.rdzv_endpoint, {}
     else:
-        port = options.master_port or free_port()
-        backend, endpoint, rdzv_configs = "static", f"{options.master_addr}:{port}", {"rank": options.node_rank}
+        endpoint = f"{options.master_addr}:{options.master_port or free_port()}"
+        backend, rdzv_configs = "static", {"rank": options.node_rank}
     config = LaunchConfig(
         min_nodes=options.nnodes,
         max_nodes=options.nnodes,
         nproc_per_node=options.nproc,
-        run_id=os.environ.get("SLURM_JOB_ID") or uuid.uuid4().hex[:12],
+        run_id=options.rdzv_id,
         rdzv_backend=backend,
         rdzv_endpoint=endpoint,
         rdzv_configs=rdzv_configs,
@@ -75,6 +90,9 @@ def launch(options: LaunchOptions, module_args: list[str]) -> int:
     # The elastic agent logs every worker it stops; the failing worker's own error is what users need.
     logging.getLogger("torch.distributed.elastic").setLevel(logging.CRITICAL)
     os.environ.setdefault("OMP_NUM_THREADS", str(max(1, (os.cpu_count() or 1) // options.nproc)))
+    if options.nnodes > 1:  # nothing else happens until every node has arrived: say what we wait for
+        who = f"node {options.node_rank} of {options.nnodes}" if backend == "static" else "every node"
+        print(f"trainlab: {who}: meeting at {endpoint} (run id {config.run_id})", file=sys.stderr)
     try:
         elastic_launch(config, sys.executable)("-u", "-m", "trainlab.train", *module_args)
     except ChildFailedError as exc:
@@ -83,4 +101,10 @@ def launch(options: LaunchOptions, module_args: list[str]) -> int:
         print(f"trainlab: training failed: process {rank} exited with code {failure.exitcode} (its error is above)",
               file=sys.stderr)
         return code
+    except (RendezvousError, DistError) as exc:
+        reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        print(f"trainlab: error: the processes could not meet at {endpoint} ({reason}) — check that the port "
+              f"is free and reachable, and start every node with the same --nnodes and --master-addr/"
+              f"--master-port (or --rdzv-endpoint), node ranks 0..{options.nnodes - 1}", file=sys.stderr)
+        return 1
     return 0

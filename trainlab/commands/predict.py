@@ -21,11 +21,10 @@ def predict_csv(cfg: Config, checkpoint: str, input_csv: str, output_csv: str) -
 
     from ..engine.data import move_to_device
     from ..engine.setup import seed_everything
-    from .evaluate import inference_trainer
     from ..registries import DATASETS
-    from ..components import check_components, import_config_modules
+    from ..validation import check_components
+    from .evaluate import inference_trainer
 
-    import_config_modules(cfg)
     check_components(cfg)
     section = cfg.DATASET.TRAIN
     dataset_class = DATASETS.get(section.NAME)

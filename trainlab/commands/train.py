@@ -1,16 +1,25 @@
-"""One training process: `python -m trainlab.train CONFIG [overrides]` (what torchrun starts on each rank)."""
+"""One training process, `python -m trainlab.train CONFIG [overrides]`: what torchrun or srun starts."""
 
 from __future__ import annotations
 
 import argparse
 import os
+import re
 import sys
 import traceback
 
 from ..errors import TrainLabError
 
+EXIT_FAILED = 1
 EXIT_USER_ERROR = 2
 EXIT_INTERRUPTED = 130
+
+# What torch says when code asks for CUDA that this machine or build does not have.
+_CUDA_MISSING = re.compile(
+    r"not compiled with CUDA|no CUDA GPUs are available|found no NVIDIA driver"
+    r"|CUDA driver initialization failed|CUDA is not available",
+    re.IGNORECASE,
+)
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
@@ -24,39 +33,71 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
+    from ..engine import distributed
+
+    os.environ.update(distributed.slurm_environment())  # an srun task: its rank is known from here on
     rank = int(os.environ.get("RANK", "0"))
     world_size = int(os.environ.get("WORLD_SIZE", "1"))
     if world_size > 1:
         import torch
 
         torch.set_num_threads(max(1, int(os.environ.get("OMP_NUM_THREADS", "1"))))
+    prefix = f"trainlab: error{f' (rank {rank})' if world_size > 1 else ''}: "
     try:
-        from ..config import load_config
         from ..components import import_modules, run_training
+        from ..config import load_config
 
         import_modules(args.imports)
         run_training(load_config(args.config, args.overrides))
     except TrainLabError as exc:
         if args.debug:
             traceback.print_exc()
-        print(f"trainlab: error{f' (rank {rank})' if world_size > 1 else ''}: {exc}", file=sys.stderr)
+        print(f"{prefix}{exc}", file=sys.stderr)
         return EXIT_USER_ERROR
     except KeyboardInterrupt as exc:
         if rank == 0:
             print(f"trainlab: {exc or 'interrupted'}", file=sys.stderr)
         return EXIT_INTERRUPTED
-    except Exception as exc:  # noqa: BLE001 — a peer's failure surfaces here as a broken connection: say so once, briefly
-        if world_size > 1 and _is_peer_failure(exc) and not args.debug:
-            print(f"trainlab: rank {rank} stopped: another process failed", file=sys.stderr)
-        else:
+    except Exception as exc:  # noqa: BLE001 — the last stop: one clear line where we can explain the failure
+        if args.debug:
             traceback.print_exc()
-        return 1
+        timed_out = distributed.timeout_message(exc)
+        if timed_out is not None:
+            print(f"{prefix}{timed_out}", file=sys.stderr)
+            return EXIT_FAILED
+        cuda = _cuda_on_cpu_message(exc)
+        if cuda is not None:
+            print(f"{prefix}{cuda}", file=sys.stderr)
+            return EXIT_USER_ERROR
+        if world_size > 1 and _is_peer_failure(exc):  # a peer's failure surfaces as a broken connection
+            print(f"trainlab: rank {rank} stopped: another process failed", file=sys.stderr)
+        elif not args.debug:
+            traceback.print_exc()
+        return EXIT_FAILED
     return 0
 
 
 def _is_peer_failure(exc: BaseException) -> bool:
     text = f"{type(exc).__name__}: {exc}".lower()
     return any(s in text for s in ("connection closed", "connection reset", "broken pipe", "disterror", "gloo", "nccl"))
+
+
+def _cuda_on_cpu_message(exc: BaseException) -> str | None:
+    """The user's line that asked for CUDA on a machine without it, and the fix; None for other errors."""
+    import torch
+
+    from ..engine.distributed import short_path, user_frame
+
+    if torch.cuda.is_available() or not _CUDA_MISSING.search(str(exc)):
+        return None
+    frame = user_frame(traceback.extract_tb(exc.__traceback__))
+    if frame is None:  # not the user's call: a TrainLab bug, which deserves its traceback
+        return None
+    code = f" (`{frame.line}`)" if frame.line else ""
+    return (
+        f"{short_path(frame.filename)}:{frame.lineno}{code} uses CUDA, but this process runs on CPU "
+        f"({type(exc).__name__}: {exc}) — guard it with `if torch.cuda.is_available()`, or run with --gpus"
+    )
 
 
 if __name__ == "__main__":

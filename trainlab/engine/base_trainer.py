@@ -1,9 +1,15 @@
-"""BaseTrainer: set-up, the shared training loop, and the prototype's extension points and helpers."""
+"""BaseTrainer: what a task does with a batch, the prototype's extension points and helpers, and the set-up of
+one process. The loop itself is ``trainlab.engine.loop``; distribution and state I/O are the strategy's.
+"""
 
 from __future__ import annotations
 
+import contextlib
+import contextvars
+import inspect
 import math
-from collections.abc import Callable, Mapping
+import signal
+from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -11,14 +17,31 @@ import torch
 from torch import nn
 from torch.utils.data import DataLoader, Dataset
 
+from ..config.settings import TRAINER_DEFAULTS, TrainerSettings
 from ..errors import ConfigError
 from ..registries import TRAINERS
-from . import distributed, loops
+from . import distributed, loop, prototype
+from .checkpoint import Checkpointer, find_resume_checkpoint, rng_state, set_rng_state
+from .context import RunContext
 from .data import build_loader
-from .hooks import Hook, call_hooks
-from .logging import ProgressBar, get_logger
-from .settings import resolve_settings, settings_signature
-from .setup import build_optimization, restore_state, setup_for_evaluation, setup_trainer
+from .hooks import Hook
+from .logging import MetricsWriter, ProgressBar, get_logger, setup_logger
+from .setup import build_hooks, install_interrupt_handlers, make_run_dir, seed_everything
+from .strategies import Strategy, build_strategy, resolve_device
+
+# The settings of the config a trainer is being built from (see ``building_with``); a trainer written against
+# the prototype's fixed constructor cannot receive them as an argument.
+_CONFIG_SETTINGS: contextvars.ContextVar[TrainerSettings | None] = contextvars.ContextVar("trainer_settings", default=None)
+
+
+@contextlib.contextmanager
+def building_with(settings: TrainerSettings) -> Iterator[None]:
+    """Trainers constructed inside this block start from ``settings`` (their own arguments override them)."""
+    token = _CONFIG_SETTINGS.set(settings)
+    try:
+        yield
+    finally:
+        _CONFIG_SETTINGS.reset(token)
 
 
 @TRAINERS.register_module()
@@ -26,43 +49,105 @@ class BaseTrainer:
     """Trains ``model`` with the TRAINER settings (see ``trainlab.config.defaults``).
 
     Subclasses override what is theirs: ``train_step`` / ``eval_step`` (one batch), or the prototype's
-    ``custom_setup(rank, world_size)`` and ``run_one_epoch(...)``. Distribution, precision, logging and
-    checkpoints are the engine's business.
+    ``custom_setup(rank, world_size)`` and ``run_one_epoch(...)``. The prototype's positional constructor
+    ``(model, log_queue, [project_name,] loss_fn, epochs, optimizer_class, ...)`` works too.
     """
 
-    def __init__(self, model: nn.Module | None = None, *, config: Mapping[str, Any] | None = None, **options: Any) -> None:
-        self.model = model
+    def __init__(self, model: nn.Module | None = None, *args: Any, config: Mapping[str, Any] | None = None,
+                 settings: TrainerSettings | None = None, **options: Any) -> None:
+        named = prototype.positional_arguments(args, type(self).__name__)
+        self.log_queue = named.pop("log_queue", None)  # the prototype's logging queue; TrainLab logs per rank itself
+        given = {key: value for key, value in {**named, **options}.items() if value is not None}
+        base = settings or _CONFIG_SETTINGS.get() or TrainerSettings()
+        self.settings: TrainerSettings = base.replace(**given) if given else base
         self.config = config
-        self.settings = resolve_settings(options, type(self).__name__)
-        for key, value in self.settings.items():  # the prototype's attributes: self.epochs, self.save, ...
-            setattr(self, key, value)
+        self._model = model
+        self.context: RunContext | None = None
+        self.strategy: Strategy | None = None
         self.optimizer: torch.optim.Optimizer | None = None
-        self.scheduler: Any = None
-        self.scheduler_interval = "step"
-        self.strategy: Any = None  # set up per process: how the model is placed, wrapped and stepped
+        self.lr_scheduler: Any = None  # the schedule the engine steps
+        self.scheduler: Any = None  # the same, as the trainer's own code sees it (its step() is the engine's job)
+        self.scheduler_interval = "step"  # step | epoch | metric
         self.loss_fn: nn.Module | None = None
-        self.logger = get_logger()
         self.hooks: list[Hook] = []
-        self.run_dir: Path | None = None
-        self.metrics_writer: Any = None
+        self.checkpointer: Checkpointer | None = None
+        self.metrics_writer: MetricsWriter | None = None
+        self.resume_from: Path | None = None
+        # Loop state: counters advanced by trainlab.engine.loop and by the optimizer's step hook.
         self.global_step = 0
-        self.epoch = 0
+        self.epoch = 0  # completed epochs
         self.batch_in_epoch = 0
+        self.steps_per_epoch = 0
         self.should_stop = False
         self.interrupted = False  # set on every rank once any rank got SIGTERM/SIGINT
         self.interrupt_signal: int | None = None
+        self.accumulated_loss: torch.Tensor | float = 0.0
         self.last_metrics: dict[str, float] = {}
-        self._accumulated: torch.Tensor | float = 0.0
+        # The prototype's save_best_model bookkeeping.
+        self.file_path: str | None = None
+        self.epoch_best_model: int | None = None
+        self.eval_loss = float("inf")
+        self.reported_val_loss: float | None = None
+        self._told_scheduler = False
+
+    def __getattr__(self, name: str) -> Any:
+        # The prototype's attributes (self.epochs, self.save, self.output_dir, ...) read the settings.
+        settings = self.__dict__.get("settings")
+        if settings is not None and name in settings.__dataclass_fields__:
+            return getattr(settings, name)
+        raise AttributeError(f"{type(self).__name__} has no attribute '{name}'")
+
+    # ---------------------------------------------------------------- the process this trainer runs in
+    @property
+    def rank(self) -> int:
+        return self.context.rank if self.context else distributed.get_rank()
+
+    @property
+    def world_size(self) -> int:
+        return self.context.world_size if self.context else distributed.get_world_size()
+
+    @property
+    def device(self) -> torch.device:
+        return self.context.device if self.context else resolve_device(self.settings.device)
+
+    @property
+    def run_dir(self) -> Path | None:
+        return self.context.run_dir if self.context else None
+
+    @property
+    def logger(self) -> Any:
+        return self.context.logger if self.context else get_logger()
+
+    @property
+    def model(self) -> nn.Module:
+        """The model as the loop calls it: wrapped by the strategy once set up (e.g. in DDP)."""
+        if self.strategy is not None and self.strategy.model is not None:
+            return self.strategy.model
+        return self._model
+
+    @model.setter
+    def model(self, model: nn.Module) -> None:
+        if self.strategy is not None and self.strategy.model is not None:
+            raise ConfigError("the model is already placed and wrapped; change it in custom_setup (before wrapping)")
+        self._model = model
+
+    @property
+    def unwrapped_model(self) -> nn.Module:
+        """The user's model inside any wrapper (its weights, adapters and policies)."""
+        return self.strategy.module if self.strategy is not None and self.strategy.model is not None else self._model
 
     # ---------------------------------------------------------------- extension points
     def custom_setup(self, rank: int, world_size: int) -> None:
-        """Per-process model changes (e.g. adding LoRA layers), before the model is moved and wrapped for DDP."""
+        """Per-process model changes (e.g. adding LoRA layers), before the model is placed and wrapped."""
 
     def default_hooks(self) -> list[Hook]:
-        """Hooks every run gets; extend the list to add your own (or name them in TRAINER.HOOKS)."""
+        """Hooks every run gets (built after ``custom_setup``); extend the list to add your own (or name them
+        in TRAINER.HOOKS). A model with LoRA / PEFT adapters also gets them exported to RUN_DIR/adapter."""
+        from .adapter_hook import ExportAdapterHook, has_adapter
         from .builtin_hooks import CheckpointHook, EarlyStoppingHook
 
-        return [CheckpointHook(), EarlyStoppingHook()]
+        hooks: list[Hook] = [CheckpointHook(), EarlyStoppingHook()]
+        return [*hooks, ExportAdapterHook()] if has_adapter(self.unwrapped_model) else hooks
 
     def build_metrics(self) -> Any:
         """A fresh metric for one evaluation, or None: ``update(**eval_step outputs but the loss)``,
@@ -104,117 +189,165 @@ class BaseTrainer:
             raise ConfigError("the model returned no loss and there is no TRAINER.LOSS_FN / labels to compute one")
         return self.loss_fn(logits, labels)
 
+    def run_one_epoch(self, epoch: int, total_epoch: int, data_loader: DataLoader, rank: int, device: torch.device,
+                      train: bool = True) -> Any:
+        """One pass over ``data_loader`` (``epoch`` runs 1..EPOCHS): training steps (returns the mean loss) or an
+        evaluation (returns metrics). Overrides may return None, a number (the loss) or a mapping of metrics."""
+        if not train:
+            return loop.evaluate(self, data_loader, prefix="val")
+        return loop.train_batches(self, data_loader, epoch)
+
     # ---------------------------------------------------------------- entry points
     def fit(self, train_dataset: Dataset, val_dataset: Dataset | None = None, test_dataset: Dataset | None = None) -> dict[str, float]:
         """Train (and evaluate) in the current process group; returns the last metrics."""
-        return self.train(
-            distributed.get_rank(),
-            distributed.get_world_size(),
-            train_dataset,
-            self.batch_size_train,
-            self.batch_size_eval,
-            val_dataset=val_dataset,
-            evaluate=val_dataset is not None,
-            test_dataset=test_dataset,
-        )
+        return self.train(distributed.get_rank(), distributed.get_world_size(), train_dataset, self.settings.batch_size_train,
+                          self.settings.batch_size_eval, val_dataset=val_dataset, evaluate=val_dataset is not None,
+                          test_dataset=test_dataset)
 
-    def train(
-        self,
-        rank: int,
-        world_size: int,
-        train_dataset: Dataset,
-        batch_size_train: int,
-        batch_size_eval: int,
-        val_dataset: Dataset | None = None,
-        collate_fn: Callable | None = None,
-        evaluate: bool = False,
-        test_dataset: Dataset | None = None,
-    ) -> dict[str, float]:
-        """The prototype's entry point: set up this process, then train for ``epochs``."""
-        self.batch_size_train, self.batch_size_eval = batch_size_train, batch_size_eval
-        setup_trainer(self, rank, world_size)
-        train_loader = self.prepare_dataloader(train_dataset, batch_size_train, collate_fn, train=True)
-        val_loader = self.prepare_dataloader(val_dataset, batch_size_eval, collate_fn, False) if val_dataset is not None and evaluate else None
-        self.steps_per_epoch = math.ceil(len(train_loader) / self.grad_accum_steps)
-        build_optimization(self)
-        restore_state(self)
+    def train(self, rank: int, world_size: int, train_dataset: Dataset, batch_size_train: int, batch_size_eval: int,
+              val_dataset: Dataset | None = None, collate_fn: Callable | None = None, evaluate: bool = False,
+              test_dataset: Dataset | None = None) -> dict[str, float]:
+        """The prototype's entry point: set up this process, then train for EPOCHS."""
+        if (batch_size_train, batch_size_eval) != (self.settings.batch_size_train, self.settings.batch_size_eval):
+            self.settings = self.settings.replace(batch_size_train=batch_size_train, batch_size_eval=batch_size_eval)
+        self.setup(rank, world_size)
         try:
-            call_hooks(self.hooks, "before_train", self)
-            while self.epoch < self.epochs and not self.should_stop:
-                self.train_epoch(train_loader, val_loader)
-            call_hooks(self.hooks, "after_train", self)
-            if test_dataset is not None:
-                test_loader = self.prepare_dataloader(test_dataset, batch_size_eval, collate_fn, train=False)
-                self.last_metrics.update(self.test(test_loader))
-        except BaseException as exc:
-            call_hooks(self.hooks, "on_exception", self, exc)
-            raise
+            train_loader = self.prepare_dataloader(train_dataset, batch_size_train, collate_fn, train=True)
+            val_loader = self.prepare_dataloader(val_dataset, batch_size_eval, collate_fn, False) if val_dataset is not None and evaluate else None
+            test_loader = self.prepare_dataloader(test_dataset, batch_size_eval, collate_fn, False) if test_dataset is not None else None
+            self.setup_optimization(math.ceil(len(train_loader) / self.settings.grad_accum_steps))
+            self.restore()
+            return loop.fit(self, train_loader, val_loader, test_loader)
         finally:
             self.close()
-        return self.last_metrics
 
-    def train_epoch(self, train_loader: DataLoader, val_loader: DataLoader | None) -> None:
-        epoch = self.epoch
-        batch_sampler = train_loader.batch_sampler
-        if hasattr(batch_sampler, "set_epoch"):
-            batch_sampler.set_epoch(epoch)
-        if hasattr(batch_sampler, "skip"):  # resuming mid-epoch: continue after the batches already trained
-            batch_sampler.skip = self.batch_in_epoch
-        call_hooks(self.hooks, "before_epoch", self, epoch)
-        result = self.run_one_epoch(epoch, self.epochs, train_loader, self.rank, self.device, train=True)
-        metrics = {"train/epoch_loss": float(result)} if isinstance(result, (int, float)) else {}
-        last_epoch = self.should_stop or epoch + 1 == self.epochs  # MAX_STEPS may end the run mid-epoch
-        if val_loader is not None and self.eval_every_epochs and ((epoch + 1) % self.eval_every_epochs == 0 or last_epoch):
-            metrics.update(self.validate(val_loader, epoch))
-        self.batch_in_epoch = 0
-        self.epoch = epoch + 1
-        if self.scheduler is not None and self.scheduler_interval == "epoch":
-            self.scheduler.step()
-        elif self.scheduler is not None and self.scheduler_interval == "metric" and self.monitor in metrics:
-            self.scheduler.step(metrics[self.monitor])
-        call_hooks(self.hooks, "after_epoch", self, epoch, metrics)
+    # ---------------------------------------------------------------- set-up of one process
+    def setup(self, rank: int, world_size: int, *, for_training: bool = True) -> None:
+        """Everything this process needs before its first batch: context, run directory, strategy, hooks.
 
-    def validate(self, val_loader: DataLoader, epoch: int) -> dict[str, float]:
-        result = self.run_one_epoch(epoch, self.epochs, val_loader, self.rank, self.device, train=False)
-        metrics = dict(result) if isinstance(result, Mapping) else {"val/loss": float(result)}
-        self.last_metrics.update(metrics)
-        self.log_metrics(metrics)
-        call_hooks(self.hooks, "after_evaluate", self, metrics)
-        return metrics
+        ``custom_setup`` changes the model before the strategy places and wraps it. An evaluation-only set-up
+        (``for_training=False``) keeps a plain replica per rank and creates no run directory.
+        """
+        settings = self.settings
+        device = resolve_device(settings.device)
+        if world_size > 1 and not distributed.is_distributed():
+            distributed.init_distributed(device.type, timeout_s=settings.timeout_s)
+        if self._model is None:
+            raise ConfigError(f"{type(self).__name__} has no model: pass model= when constructing it")
+        run_dir = None
+        if for_training:
+            self.resume_from = find_resume_checkpoint(settings.resume, settings.run_dir, settings.output_dir, settings.project_name)
+            chosen = settings.run_dir or (str(self.resume_from.parent.parent) if self.resume_from is not None else "")
+            run_dir = make_run_dir(settings.output_dir, settings.project_name, chosen)
+        logger = setup_logger(rank, run_dir / "train.log" if run_dir else None)
+        self.context = RunContext(rank, world_size, device, run_dir, logger)
+        if run_dir is not None and rank == 0 and self.config is not None:
+            from ..config import Config
 
-    def test(self, test_loader: DataLoader) -> dict[str, float]:
-        metrics = self.evaluate(test_loader, prefix="test")
-        self.log_metrics(metrics)
-        return metrics
+            Config(self.config).dump(run_dir / "config.yaml")
+        seed_everything(settings.seed)  # identical on every rank, so per-process changes start identical
+        self.custom_setup(rank, world_size)
+        self.strategy = build_strategy(settings, device, name=None if for_training else "single")
+        self.strategy.setup(self._model)
+        seed_everything(settings.seed + rank)  # different dropout masks per rank, repeatable per run
+        if not for_training:
+            self.loss_fn = self.build_loss()
+            return
+        self.metrics_writer = MetricsWriter(run_dir) if rank == 0 else None
+        self.checkpointer = Checkpointer(self.strategy, run_dir / "checkpoints", settings.keep_last)
+        self.hooks = build_hooks(self.default_hooks(), settings.hooks)
+        install_interrupt_handlers(self.request_stop)
+        trainable = sum(p.numel() for p in self.unwrapped_model.parameters() if p.requires_grad)
+        total = sum(p.numel() for p in self.unwrapped_model.parameters())
+        logger.info("run directory %s | %d process(es) on %s | %s | %s | trainable parameters %s / %s (%.2f%%)",
+                    run_dir, world_size, device, type(self.strategy).__name__, settings.precision, f"{trainable:,}",
+                    f"{total:,}", 100.0 * trainable / max(total, 1))
 
-    # ---------------------------------------------------------------- the loop
-    def run_one_epoch(self, epoch: int, total_epoch: int, data_loader: DataLoader, rank: int, device: torch.device, train: bool = True) -> Any:
-        """One pass over ``data_loader``: training steps (returns the mean loss) or an evaluation (returns metrics)."""
-        if not train:
-            return self.evaluate(data_loader, prefix="val")
-        return loops.train_epoch(self, data_loader, epoch)
+    def setup_optimization(self, steps_per_epoch: int) -> None:
+        """Optimizer (through the strategy), scheduler and loss; the engine counts and schedules every optimizer
+        step, including those a prototype-style ``run_one_epoch`` takes itself."""
+        from ..optim import build_scheduler
 
-    def accumulate(self, batch: Any, sync: bool) -> torch.Tensor | None:
-        """Forward and backward one micro-batch; on ``sync``, step the optimizer. Returns the step's loss then."""
-        strategy = self.strategy
-        with strategy.no_sync(self.model, enabled=not sync), strategy.autocast():
-            loss = self.train_step(batch)
-            if isinstance(loss, Mapping):
-                loss = loss["loss"]
-        if not self.loss_is_finite(loss):
-            self.optimizer.zero_grad(set_to_none=True)
-            return None
-        strategy.backward(loss / self.grad_accum_steps)
-        self._accumulated = self._accumulated + loss.detach().float() / self.grad_accum_steps
-        if not sync:
-            return None
-        strategy.optimizer_step(self.optimizer, self.model, self.max_grad_norm)
-        self.optimizer.zero_grad(set_to_none=True)
-        if self.scheduler is not None and self.scheduler_interval == "step":
-            self.scheduler.step()
+        settings = self.settings
+        self.steps_per_epoch = steps_per_epoch
+        self.optimizer = self.strategy.build_optimizer(settings.optimizer_class, settings.optimizer_kwargs)
+        scheduled = build_scheduler(
+            self.optimizer, settings.scheduler_class or None, settings.scheduler_kwargs,
+            steps_per_epoch=steps_per_epoch, epochs=settings.epochs, max_steps=settings.max_steps,
+            warmup_steps=settings.warmup_steps, warmup_ratio=settings.warmup_ratio,
+        )
+        if scheduled is not None:
+            self.lr_scheduler = scheduled.scheduler
+            self.scheduler_interval = "metric" if scheduled.monitor else scheduled.interval
+            self.scheduler = prototype.EngineSteppedScheduler(self.lr_scheduler, self._ignored_scheduler_step)
+        self.optimizer.register_step_post_hook(self._after_optimizer_step)
+        self.loss_fn = self.build_loss()
+
+    def build_loss(self) -> nn.Module | None:
+        from ..optim import build_loss
+
+        loss_fn = build_loss(self.settings.loss_fn or None, self.settings.loss_kwargs)
+        return loss_fn.to(self.device) if loss_fn is not None else None
+
+    def _after_optimizer_step(self, optimizer: torch.optim.Optimizer, args: Any, kwargs: Any) -> None:
         self.global_step += 1
-        step_loss, self._accumulated = self._accumulated, 0.0
-        return step_loss
+        if self.scheduler_interval == "step":
+            self.step_scheduler("step", {})
+
+    def _ignored_scheduler_step(self) -> None:
+        if not self._told_scheduler:
+            self._told_scheduler = True
+            self.logger.info("TrainLab steps the scheduler itself (every optimizer step or epoch, as configured); "
+                             "the trainer's own scheduler.step() calls are ignored")
+
+    def step_scheduler(self, when: str, metrics: Mapping[str, float]) -> None:
+        """Advance the schedule at a ``step`` or ``epoch`` boundary, as its interval says."""
+        scheduler = self.lr_scheduler
+        if scheduler is None:
+            return
+        if when == self.scheduler_interval:
+            scheduler.step()
+        elif when == "epoch" and self.scheduler_interval == "metric" and self.settings.monitor in metrics:
+            scheduler.step(metrics[self.settings.monitor])
+
+    def restore(self) -> None:
+        """Resume a run (RESUME) or only load model weights (LOAD_FROM)."""
+        if self.resume_from is not None:
+            state = self.checkpointer.load(self.resume_from, self.world_size)
+            self.load_state_dict(state)
+            self.logger.info("resumed from %s (epoch %d, step %d, batch %d of the epoch)", self.resume_from, self.epoch + 1,
+                             self.global_step, self.batch_in_epoch)
+        elif self.settings.load_from:
+            file, missing, unexpected = self.checkpointer.load_weights(self.settings.load_from)
+            self.logger.info("loaded weights from %s (missing %d, unexpected %d keys)", file, len(missing), len(unexpected))
+
+    def state_dict(self) -> dict[str, Any]:
+        """The loop's state for a checkpoint (the strategy adds the model's and the optimizer's); collective."""
+        return {
+            "scheduler": self.lr_scheduler.state_dict() if self.lr_scheduler is not None else None,
+            "global_step": self.global_step, "epoch": self.epoch, "batch_in_epoch": self.batch_in_epoch,
+            "rng": distributed.all_gather_objects(rng_state()),
+        }
+
+    def load_state_dict(self, state: Mapping[str, Any]) -> None:
+        if self.lr_scheduler is not None and state.get("scheduler") is not None:
+            self.lr_scheduler.load_state_dict(state["scheduler"])
+        self.global_step, self.epoch, self.batch_in_epoch = state["global_step"], state["epoch"], state["batch_in_epoch"]
+        set_rng_state(state["rng"][self.rank])
+
+    def save_checkpoint(self) -> Path:
+        """A complete checkpoint of the current step (every rank calls it)."""
+        meta = {"epoch": self.epoch, "batch_in_epoch": self.batch_in_epoch, "world_size": self.world_size,
+                "strategy": type(self.strategy).__name__, "metrics": dict(self.last_metrics)}
+        return self.checkpointer.save(self.global_step, self.state_dict(), meta)
+
+    def request_stop(self, signum: int) -> bool:
+        """SIGTERM / first Ctrl-C: checkpoint at the next step boundary, then stop; a second Ctrl-C stops at once."""
+        if self.interrupt_signal is not None and signum == signal.SIGINT:
+            return False
+        self.interrupt_signal = signum
+        self.logger.warning("got %s: saving a checkpoint at the next step, then stopping", signal.Signals(signum).name)
+        return True
 
     def loss_is_finite(self, loss: torch.Tensor) -> bool:
         """Agree across ranks whether ``loss`` is finite (and whether a rank was interrupted), in one collective.
@@ -227,39 +360,62 @@ class BaseTrainer:
         if finite == 1.0:
             return True
         where = f"epoch {self.epoch + 1}, batch {self.batch_in_epoch}, after optimizer step {self.global_step}"
-        if self.nonfinite_loss == "skip":
+        if self.settings.nonfinite_loss == "skip":
             self.logger.warning("non-finite loss at %s: step skipped", where)
             return False
-        raise FloatingPointError(
-            f"non-finite loss at {where}; the last checkpoint is intact. "
-            f"Lower the learning rate, check the data, or set TRAINER.NONFINITE_LOSS skip"
-        )
-
-    def evaluate(self, data_loader: DataLoader, prefix: str = "val") -> dict[str, float]:
-        """Loss and metrics over the whole set: every sample counted exactly once across ranks."""
-        return loops.evaluate(self, data_loader, prefix)
+        raise FloatingPointError(f"non-finite loss at {where}; the last checkpoint is intact. "
+                                 f"Lower the learning rate, check the data, or set TRAINER.NONFINITE_LOSS skip")
 
     # ---------------------------------------------------------------- prototype helpers
     def reduce_value(self, value: torch.Tensor, average: bool = True) -> torch.Tensor:
         """Sum or average ``value`` over all processes."""
         return distributed.reduce_value(value, average)
 
-    def prepare_dataloader(self, dataset: Dataset, batch_size: int, collate_fn: Callable | None = None, train: bool = True) -> DataLoader:
-        """A loader sharded over ranks: resumable shuffled order for training, each sample once for evaluation."""
+    def prepare_dataloader(self, dataset: Dataset, *args: Any, **kwargs: Any) -> DataLoader:
+        """A loader sharded over ranks: ``(dataset, batch_size, collate_fn=None, train=True)`` or the prototype's
+        ``(dataset, rank, world_size, batch_size=8, collate_fn=None, shuffle=True)``.
+
+        Training order is shuffled and resumable. Evaluation counts each sample once — except for a trainer
+        that overrides ``run_one_epoch``: its loop calls collectives every batch, so every rank gets the same
+        number of batches (padded as the prototype's DistributedSampler did).
+        """
+        batch_size, collate_fn, train = prototype.dataloader_arguments(args, kwargs)
+        own_loop = type(self).run_one_epoch is not BaseTrainer.run_one_epoch
         return build_loader(
-            dataset, batch_size, train=train, rank=self.rank, world_size=self.world_size, seed=self.seed,
-            collate_fn=collate_fn, num_workers=self.num_workers, group_by_length=self.group_by_length,
-            pin_memory=self.device.type == "cuda",
+            dataset, batch_size, train=train, rank=self.rank, world_size=self.world_size, seed=self.settings.seed,
+            collate_fn=collate_fn, num_workers=self.settings.num_workers, group_by_length=self.settings.group_by_length,
+            pin_memory=self.device.type == "cuda", equal_batches=own_loop,
         )
 
     def wrap_dataloader_with_tqdm(self, rank: int, data_loader: DataLoader, epoch: int, train_model: bool = True) -> ProgressBar:
         """A progress bar over ``data_loader`` on rank 0 (periodic log lines when not on a terminal)."""
-        desc = f"epoch {epoch + 1}/{self.epochs} {'train' if train_model else 'eval'}"
-        return ProgressBar(data_loader, len(data_loader), desc, rank, self.log_every_steps if train_model else 10**9)
+        desc = f"epoch {epoch}/{self.settings.epochs} {'train' if train_model else 'eval'}"
+        return ProgressBar(data_loader, len(data_loader), desc, rank, self.settings.log_every_steps if train_model else 10**9)
 
     def save_best_model(self, epoch: int, avg_loss_epoch: float, train: bool = False) -> bool:
-        """Prototype helper: record a validation loss; saves the model when it is the best so far."""
-        return self.checkpointer.save_if_best({"val/loss": float(avg_loss_epoch)}, monitor="val/loss", mode="min")
+        """The prototype's helper: keep the weights when ``avg_loss_epoch`` is the lowest validation loss so far.
+
+        Does nothing while training. Safe on any subset of ranks (rank 0 alone included): no collective. Rank 0 writes
+        ``RUN_DIR/{OUTPUT_FILENAME}_epoch_{N}.pt`` (``model_state_dict``, ``optimizer_state_dict``), replacing the
+        previous best, and keeps ``file_path``, ``epoch_best_model`` and ``eval_loss``; the engine then marks the
+        step's checkpoint best by this loss (MONITOR val/loss).
+        """
+        if train or not self.settings.save:
+            return False
+        loss = float(avg_loss_epoch)
+        self.reported_val_loss = loss
+        if not loss < self.eval_loss:
+            return False
+        path = prototype.best_weights_file(self.run_dir, self.settings.output_filename, epoch)
+        state = self.strategy.local_model_state_dict() if self.rank == 0 else None  # one writer, whoever calls
+        if state is not None:
+            optimizer_state = self.optimizer.state_dict() if self.optimizer is not None else None
+            prototype.write_best_weights(path, state, optimizer_state)
+            if self.file_path is not None and Path(self.file_path) != path:
+                Path(self.file_path).unlink(missing_ok=True)
+        self.file_path = str(path)
+        self.eval_loss, self.epoch_best_model = loss, epoch
+        return True
 
     def log_metrics(self, metrics: Mapping[str, float]) -> None:
         if self.rank != 0 or not metrics:
@@ -270,18 +426,28 @@ class BaseTrainer:
             text = "  ".join(f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}" for k, v in metrics.items())
             self.logger.info("step %d: %s", self.global_step, text)
 
-    def evaluate_dataset(self, dataset: Dataset, prefix: str = "test") -> dict[str, float]:
-        """Evaluate the model as it is on ``dataset`` (no training set-up, no run directory)."""
-        setup_for_evaluation(self)
-        return self.evaluate(self.prepare_dataloader(dataset, self.batch_size_eval, train=False), prefix=prefix)
+    def evaluate(self, data_loader: DataLoader, prefix: str = "val") -> dict[str, float]:
+        """Loss and metrics over the whole set: every sample counted exactly once across ranks."""
+        return loop.evaluate(self, data_loader, prefix)
 
-    @property
-    def unwrapped_model(self) -> nn.Module:
-        return self.strategy.unwrap(self.model)
+    def evaluate_dataset(self, dataset: Dataset, prefix: str = "test") -> dict[str, float]:
+        """Evaluate the model as it is on ``dataset`` (an evaluation-only set-up: no run directory)."""
+        if self.strategy is None:
+            self.setup(distributed.get_rank(), distributed.get_world_size(), for_training=False)
+        return self.evaluate(self.prepare_dataloader(dataset, self.settings.batch_size_eval, train=False), prefix=prefix)
 
     def close(self) -> None:
-        if getattr(self, "metrics_writer", None) is not None:
+        if self.metrics_writer is not None:
             self.metrics_writer.close()
 
 
-BaseTrainer.__init__.__signature__ = settings_signature(BaseTrainer.__init__)  # type: ignore[attr-defined]
+def _signature_with_settings(init: Callable) -> inspect.Signature:
+    """``init``'s signature with ``**options`` spelled out as the keyword-only TRAINER settings, so help(), IDEs
+    and the config checks see every accepted setting."""
+    params = [p for p in inspect.signature(init).parameters.values() if p.kind is not inspect.Parameter.VAR_KEYWORD]
+    params += [inspect.Parameter(name, inspect.Parameter.KEYWORD_ONLY, default=default)
+               for name, default in TRAINER_DEFAULTS.items()]
+    return inspect.Signature(params)
+
+
+BaseTrainer.__init__.__signature__ = _signature_with_settings(BaseTrainer.__init__)  # type: ignore[attr-defined]

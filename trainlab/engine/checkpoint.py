@@ -3,9 +3,11 @@
 Layout of ``RUN_DIR/checkpoints/``::
 
     step-00000120/            one complete checkpoint (a directory appears only once it is whole)
-        model.safetensors     the unwrapped model's weights
-        trainer_state.pt      optimizer, scheduler, grad scaler, counters, per-rank RNG states (tensors only)
-        meta.json             step, epoch, world size, parameter shapes, metrics
+        ...                   what the strategy writes: for single/ddp model.safetensors (the unwrapped model)
+                              and trainer_state.pt (optimizer, scaler + the engine's state: scheduler, counters,
+                              per-rank RNG states)
+        meta.json             written last: step, epoch, world size, strategy, parameter shapes, metrics and the
+                              size of every file above (a checkpoint is complete when they all match)
     latest                    name of the newest complete checkpoint (replaced atomically)
     best.json                 name, metric and value of the best checkpoint (kept out of rotation)
 """
@@ -22,13 +24,12 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import torch
-from safetensors.torch import load_model, save_model
 
 from ..errors import ConfigError
 from . import distributed
 
 if TYPE_CHECKING:
-    from .base_trainer import BaseTrainer
+    from .strategies import Strategy
 
 MODEL_FILE = "model.safetensors"
 STATE_FILE = "trainer_state.pt"
@@ -66,10 +67,18 @@ def _fsync_dir(path: Path) -> None:
 
 
 def _fsync_tree(path: Path) -> None:
-    for file in path.iterdir():
-        with open(file, "rb") as handle:
-            os.fsync(handle.fileno())
+    for file in sorted(path.rglob("*")):
+        if file.is_file():
+            with open(file, "rb") as handle:
+                os.fsync(handle.fileno())
+    for folder in sorted((p for p in path.rglob("*") if p.is_dir()), reverse=True):
+        _fsync_dir(folder)
     _fsync_dir(path)
+
+
+def file_sizes(path: Path) -> dict[str, int]:
+    """Size of every file under ``path`` by its relative path (recorded in meta.json, checked on resume)."""
+    return {str(f.relative_to(path)): f.stat().st_size for f in sorted(path.rglob("*")) if f.is_file() and f.name != META_FILE}
 
 
 def write_text_atomic(path: Path, text: str) -> None:
@@ -83,8 +92,22 @@ def write_text_atomic(path: Path, text: str) -> None:
     _fsync_dir(path.parent)
 
 
+def read_meta(path: Path) -> dict[str, Any] | None:
+    try:
+        return json.loads((path / META_FILE).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+
+
 def is_complete(path: Path) -> bool:
-    return all((path / name).is_file() for name in (MODEL_FILE, STATE_FILE, META_FILE))
+    """Whether ``path`` holds a whole checkpoint: its meta.json and every file it lists, at the recorded size."""
+    meta = read_meta(path)
+    if meta is None:
+        return False
+    files = meta.get("files")
+    if files is None:  # written before sizes were recorded
+        return all((path / name).is_file() for name in (MODEL_FILE, STATE_FILE))
+    return all((path / name).is_file() and (path / name).stat().st_size == size for name, size in files.items())
 
 
 def latest_checkpoint(checkpoint_dir: Path) -> Path | None:
@@ -118,7 +141,8 @@ def find_resume_checkpoint(resume: str, run_dir: str, output_dir: str, project_n
         elif path.is_dir() and not is_complete(path):
             path = latest_checkpoint(path) or path
         if not is_complete(path):
-            raise ConfigError(f"TRAINER.RESUME {resume}: no complete checkpoint there (needs {MODEL_FILE}, {STATE_FILE}, {META_FILE})")
+            raise ConfigError(f"TRAINER.RESUME {resume}: no complete checkpoint there (a checkpoint directory with "
+                              f"{META_FILE} and the files it lists, or a run directory holding checkpoints/)")
         return path
     runs = [Path(run_dir)] if run_dir else sorted((Path(output_dir) / project_name).glob("*"), key=lambda p: p.name, reverse=True)
     for run in runs:
@@ -128,41 +152,41 @@ def find_resume_checkpoint(resume: str, run_dir: str, output_dir: str, project_n
     return None
 
 
-def parameter_shapes(model: torch.nn.Module) -> dict[str, list[int]]:
-    return {name: list(t.shape) for name, t in model.state_dict().items()}
-
-
 class Checkpointer:
-    """Saves and restores a trainer's complete state; only rank 0 writes, every rank waits for it."""
+    """Atomic checkpoint directories of one run, the ``latest`` pointer, the best checkpoint and rotation.
 
-    def __init__(self, trainer: BaseTrainer) -> None:
-        self.trainer = trainer
-        self.directory = Path(trainer.run_dir) / "checkpoints"
+    What goes into a checkpoint is the strategy's business (model, optimizer) plus the ``state`` the loop
+    hands over (counters, scheduler, RNG); the checkpointer only makes the directory appear whole or not at all.
+    Every rank calls ``save``; rank 0 creates, seals and renames the directory.
+    """
+
+    def __init__(self, strategy: Strategy, directory: Path, keep_last: int = 2) -> None:
+        self.strategy = strategy
+        self.directory = Path(directory)
+        self.keep_last = max(1, keep_last)
         self.best_value: float | None = None
         self.judged_step = -1  # the step whose evaluation was last compared with the best
         self.bad_evaluations = 0
 
-    def save(self, metrics: Mapping[str, float] | None = None) -> Path:
-        """Write a complete checkpoint of the current step; returns its directory."""
-        trainer = self.trainer
-        name = f"step-{trainer.global_step:08d}"
-        rng_states = distributed.all_gather_objects(rng_state())
+    def save(self, step: int, state: dict[str, Any], meta: dict[str, Any]) -> Path:
+        """Write a complete checkpoint of ``step``; returns its directory (the existing one if ``step`` is saved)."""
+        name = f"step-{step:08d}"
         final = self.directory / name
+        if distributed.broadcast_object(is_complete(final) if distributed.is_main_process() else None):
+            return final  # this step is already saved whole: never rewrite a checkpoint in place
+        tmp = self.directory / f".tmp-{name}"
         if distributed.is_main_process():
             self.directory.mkdir(parents=True, exist_ok=True)
-            tmp = self.directory / f".tmp-{name}-{os.getpid()}"
             shutil.rmtree(tmp, ignore_errors=True)
             tmp.mkdir()
-            save_model(trainer.unwrapped_model, str(tmp / MODEL_FILE))
-            torch.save(self._state(rng_states), tmp / STATE_FILE)
-            meta = {
-                "step": trainer.global_step, "epoch": trainer.epoch, "batch_in_epoch": trainer.batch_in_epoch,
-                "world_size": trainer.world_size, "metrics": dict(metrics or {}),
-                "parameter_shapes": parameter_shapes(trainer.unwrapped_model),
-            }
+        distributed.barrier()
+        self.strategy.save_checkpoint(tmp, {**state, "best_value": self.best_value, "bad_evaluations": self.bad_evaluations})
+        distributed.barrier()
+        if distributed.is_main_process():
+            meta = {**meta, "step": step, "parameter_shapes": self.strategy.parameter_shapes(), "files": file_sizes(tmp)}
             (tmp / META_FILE).write_text(json.dumps(meta, indent=1), encoding="utf-8")
             _fsync_tree(tmp)
-            if final.exists():
+            if final.exists():  # an incomplete leftover of a crash at this step
                 shutil.rmtree(final)
             os.replace(tmp, final)
             _fsync_dir(self.directory)
@@ -171,48 +195,21 @@ class Checkpointer:
         distributed.barrier()
         return final
 
-    def _state(self, rng_states: list[dict[str, Any]]) -> dict[str, Any]:
-        trainer = self.trainer
-        scaler = trainer.strategy.scaler
-        return {
-            "optimizer": trainer.optimizer.state_dict(),
-            "scheduler": trainer.scheduler.state_dict() if trainer.scheduler is not None else None,
-            "scaler": scaler.state_dict() if scaler is not None else None,
-            "global_step": trainer.global_step,
-            "epoch": trainer.epoch,
-            "batch_in_epoch": trainer.batch_in_epoch,
-            "best_value": self.best_value,
-            "bad_evaluations": self.bad_evaluations,
-            "rng": rng_states,
-        }
+    def load(self, path: Path, world_size: int) -> dict[str, Any]:
+        """Restore the strategy's state from ``path``; returns the loop's state saved with it."""
+        meta = read_meta(path) or {}
+        self._check_compatible(path, meta, world_size)
+        state = self.strategy.load_checkpoint(path)
+        self.best_value, self.bad_evaluations = state.pop("best_value", None), state.pop("bad_evaluations", 0)
+        return state
 
-    def resume(self, path: Path) -> None:
-        """Restore model, optimizer, scheduler, counters and RNG exactly as they were at ``path``."""
-        trainer = self.trainer
-        meta = json.loads((path / META_FILE).read_text(encoding="utf-8"))
-        self._check_compatible(path, meta)
-        load_model(trainer.unwrapped_model, str(path / MODEL_FILE), device=str(trainer.device))
-        state = torch.load(path / STATE_FILE, map_location="cpu", weights_only=True)
-        trainer.optimizer.load_state_dict(state["optimizer"])
-        if trainer.scheduler is not None and state["scheduler"] is not None:
-            trainer.scheduler.load_state_dict(state["scheduler"])
-        if trainer.strategy.scaler is not None and state["scaler"] is not None:
-            trainer.strategy.scaler.load_state_dict(state["scaler"])
-        trainer.global_step, trainer.epoch = state["global_step"], state["epoch"]
-        trainer.batch_in_epoch = state["batch_in_epoch"]
-        self.best_value, self.bad_evaluations = state["best_value"], state["bad_evaluations"]
-        set_rng_state(state["rng"][trainer.rank])
-        trainer.logger.info("resumed from %s (epoch %d, step %d, batch %d of the epoch)", path, trainer.epoch + 1,
-                            trainer.global_step, trainer.batch_in_epoch)
-
-    def _check_compatible(self, path: Path, meta: Mapping[str, Any]) -> None:
-        trainer = self.trainer
+    def _check_compatible(self, path: Path, meta: Mapping[str, Any], world_size: int) -> None:
         problems = []
-        if meta["world_size"] != trainer.world_size:
-            problems.append(f"it was written by {meta['world_size']} process(es), this run has {trainer.world_size} "
+        if meta.get("world_size", world_size) != world_size:
+            problems.append(f"it was written by {meta['world_size']} process(es), this run has {world_size} "
                             f"(the data order depends on it: resume with the same number of processes)")
-        current = parameter_shapes(trainer.unwrapped_model)
-        saved = meta["parameter_shapes"]
+        current = self.strategy.parameter_shapes()
+        saved = meta.get("parameter_shapes", current)
         missing, extra = sorted(set(saved) - set(current)), sorted(set(current) - set(saved))
         changed = [f"{k}: {saved[k]} → {current[k]}" for k in sorted(set(saved) & set(current)) if saved[k] != current[k]]
         if missing or extra or changed:
@@ -222,49 +219,43 @@ class Checkpointer:
         if problems:
             raise ConfigError(f"cannot resume from {path}: " + " | ".join(problems) + ". Start a new run (TRAINER.RESUME '') or restore the old config.")
 
-    def load_weights(self, path: str) -> None:
-        """LOAD_FROM: initialise the model from a checkpoint's weights only (a fine-tuning start point)."""
+    def load_weights(self, path: str) -> tuple[Path, list[str], list[str]]:
+        """LOAD_FROM: the model weights (only) of a checkpoint directory or .safetensors file."""
         target = Path(path)
         file = target / MODEL_FILE if target.is_dir() else target
         if not file.is_file():
             raise ConfigError(f"TRAINER.LOAD_FROM {path}: no {MODEL_FILE} found there")
-        missing, unexpected = load_model(self.trainer.unwrapped_model, str(file), strict=False, device=str(self.trainer.device))
-        self.trainer.logger.info("loaded weights from %s (missing %d, unexpected %d keys)", file, len(missing), len(unexpected))
+        missing, unexpected = self.strategy.load_weights(file, strict=False)
+        return file, missing, unexpected
 
-    def judge(self, value: float, mode: str) -> bool:
+    def judge(self, value: float, mode: str, step: int) -> bool:
         """Compare an evaluation with the best so far (once per step); an improvement becomes the new best.
 
-        Counts evaluations without improvement for early stopping. A second call at the same step
-        (``save_best_model`` from a prototype trainer, then the checkpoint hook) returns False and counts nothing.
+        Counts evaluations without improvement for early stopping. A second call at the same step returns
+        False and counts nothing.
         """
-        if self.judged_step == self.trainer.global_step:
+        if self.judged_step == step:
             return False
-        self.judged_step = self.trainer.global_step
+        self.judged_step = step
         if self.best_value is not None and not (value < self.best_value if mode == "min" else value > self.best_value):
             self.bad_evaluations += 1
             return False
         self.best_value, self.bad_evaluations = float(value), 0
         return True
 
-    def save_if_best(self, metrics: Mapping[str, float], monitor: str, mode: str) -> bool:
-        """Save a checkpoint and mark it best when ``metrics[monitor]`` improved; returns whether it did."""
-        value = metrics.get(monitor)
-        if value is None or not self.judge(value, mode):
-            return False
-        path = self.save(metrics)
+    def mark_best(self, path: Path, monitor: str, value: float) -> None:
+        """Record ``path`` as the best checkpoint (kept out of rotation)."""
         if distributed.is_main_process():
             write_text_atomic(self.directory / "best.json", json.dumps({"checkpoint": path.name, "monitor": monitor, "value": value}))
         distributed.barrier()
-        return True
 
     def best_checkpoint(self) -> Path | None:
         return best_checkpoint(self.directory)
 
     def _rotate(self) -> None:
-        keep = max(1, int(self.trainer.settings["keep_last"]))
         best = self.best_checkpoint()
         complete = sorted(p for p in self.directory.glob("step-*") if is_complete(p))
-        for old in complete[:-keep]:
+        for old in complete[: -self.keep_last]:
             if best is None or old.name != best.name:
                 shutil.rmtree(old, ignore_errors=True)
         for leftover in self.directory.glob(".tmp-*"):

@@ -75,8 +75,13 @@ def build_loader(
     num_workers: int = 0,
     group_by_length: bool = False,
     pin_memory: bool = False,
+    equal_batches: bool = False,
 ) -> DataLoader:
-    """A DataLoader that shards ``dataset`` over ranks; training order is resumable, evaluation exact-once."""
+    """A DataLoader that shards ``dataset`` over ranks; training order is resumable, evaluation exact-once.
+
+    ``equal_batches`` gives every rank the same number of evaluation batches (repeating a few samples, as
+    ``DistributedSampler`` does) for loops that call a collective per batch.
+    """
     collate_fn = collate_fn or getattr(dataset, "collate_fn", None)
     common: dict[str, Any] = {
         "collate_fn": collate_fn,
@@ -92,7 +97,9 @@ def build_loader(
     if train:
         sampler = train_sampler(dataset, batch_size, rank, world_size, seed, group_by_length)
         return DataLoader(dataset, batch_sampler=ResumableBatchSampler(sampler, batch_size), **common)
-    return DataLoader(dataset, batch_size=batch_size, sampler=eval_sampler(dataset, rank, world_size), **common)
+    sampler = (DistributedSampler(dataset, num_replicas=world_size, rank=rank, shuffle=False) if equal_batches
+               else eval_sampler(dataset, rank, world_size))
+    return DataLoader(dataset, batch_size=batch_size, sampler=sampler, **common)
 
 
 def move_to_device(batch: Any, device: torch.device, non_blocking: bool = False) -> Any:

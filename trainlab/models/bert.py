@@ -41,7 +41,7 @@ class BertForSequenceClassification(nn.Module):
         fusion: how tabular features join the text: ``"concat"`` (concatenate + MLP of width
             ``fusion_hidden``) or ``"gated"`` (a gated residual update of the text vector).
         dropout: dropout before the classifier (default: the config's classifier/hidden dropout).
-        lora: a ``MODEL.LORA`` section; see :func:`trainlab.peft.lora.apply_lora_from_config`.
+        lora: a ``MODEL.LORA`` section (keys in :mod:`trainlab.peft.settings`).
     """
 
     def __init__(
@@ -89,7 +89,7 @@ class BertForSequenceClassification(nn.Module):
             "DROPOUT": dropout,
             **{key.upper(): value for key, value in config_overrides.items()},
         }
-        if lora:
+        if lora is not None:  # an empty section means LoRA with the defaults
             apply_lora_from_config(self, lora, always_trainable=self.newly_initialized)
 
     def forward(

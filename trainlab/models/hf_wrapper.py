@@ -44,8 +44,9 @@ class TransformersModelWrapper(nn.Module):
             ``seq2seq`` or ``clip``.
         freeze: name patterns of parameters to freeze, e.g. ``["bert.embeddings.*"]``.
         compile: compile the model with ``torch.compile`` on its first call (state-dict names unchanged).
-        lora: a ``MODEL.LORA`` section: TrainLab's own LoRA (see ``apply_lora_from_config``).
-        peft: a ``MODEL.PEFT`` section: Hugging Face PEFT (see ``trainlab.peft.hf_peft.apply_peft``).
+        lora: a ``MODEL.LORA`` section: TrainLab's own LoRA (keys in :mod:`trainlab.peft.settings`).
+        peft: a ``MODEL.PEFT`` section: Hugging Face PEFT. Its LoRA keys are MODEL.LORA's, with the same
+            meaning and defaults; PEFT-only fields and other METHODs pass through (see ``apply_peft``).
     """
 
     def __init__(
@@ -61,7 +62,7 @@ class TransformersModelWrapper(nn.Module):
         **from_pretrained_kwargs: Any,
     ) -> None:
         super().__init__()
-        if lora and peft:
+        if lora is not None and peft is not None:
             raise ConfigError("MODEL.LORA and MODEL.PEFT are both set; keep one of them")
         self.task = _normalize_task(task, from_pretrained_kwargs.pop("model_type", None))
         directory = os.path.abspath(resolve_pretrained(pretrained))
@@ -85,9 +86,9 @@ class TransformersModelWrapper(nn.Module):
                 self.model.gradient_checkpointing_enable(gradient_checkpointing_kwargs=options)
         if freeze:
             freeze_parameters(self.model, freeze)
-        if lora:
+        if lora is not None:  # an empty section means LoRA with the defaults
             apply_lora_from_config(self.model, lora, always_trainable=self.newly_initialized)
-        if peft:
+        if peft is not None:
             from trainlab.peft.hf_peft import apply_peft
 
             self.model = apply_peft(self.model, peft, task=self.task)
@@ -129,13 +130,9 @@ class TransformersModelWrapper(nn.Module):
 
     def save_adapter(self, directory: str) -> str:
         """Save only the adapter: PEFT's layout for MODEL.PEFT, TrainLab's for MODEL.LORA."""
-        if self.uses_peft:
-            from trainlab.peft.hf_peft import save_peft_adapter
+        from trainlab.peft.adapter import save_adapter
 
-            return save_peft_adapter(self.model, directory, base_model=self.base_model_cfg)
-        from trainlab.peft.adapter import save_lora_adapter
-
-        return save_lora_adapter(self, directory)
+        return save_adapter(self, directory)
 
 
 def _normalize_task(task: str | None, model_type: str | None) -> str:

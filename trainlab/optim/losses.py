@@ -11,7 +11,7 @@ from torch import nn
 from torch.nn.modules import loss as torch_losses
 
 from ..registries import LOSSES
-from ..registry import check_keywords
+from ..registry import match_keywords
 from ._introspect import public_classes
 
 for _loss in public_classes(torch_losses, nn.Module):
@@ -29,7 +29,7 @@ def build_loss(name: str | None, kwargs: Mapping[str, Any]) -> nn.Module | None:
     if not name:
         return None
     loss_class = LOSSES.get(name)
-    check_keywords(loss_class, kwargs, "LOSS_KWARGS")
+    kwargs = match_keywords(loss_class, kwargs or {}, "LOSS_KWARGS")
     return loss_class(**_lists_to_tensors(loss_class, kwargs))
 
 

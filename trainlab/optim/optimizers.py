@@ -10,7 +10,7 @@ from torch import nn, optim
 
 from ..errors import ConfigError
 from ..registries import OPTIMIZERS
-from ..registry import check_keywords
+from ..registry import match_keywords
 from ._introspect import public_classes
 from .param_groups import param_groups, trainable_parameters, unwrap_model
 
@@ -27,8 +27,7 @@ def build_optimizer(model: nn.Module, name: str, kwargs: Mapping[str, Any]) -> o
     else ``foreach``.
     """
     optimizer_class = OPTIMIZERS.get(name)
-    options = dict(kwargs)
-    check_keywords(optimizer_class, options, "OPTIMIZER_KWARGS")
+    options = match_keywords(optimizer_class, kwargs or {}, "OPTIMIZER_KWARGS")
     if "params" in options:
         raise ConfigError(
             f"OPTIMIZER_KWARGS of {name} sets 'params'; remove it, the model's parameters are passed in"

@@ -12,7 +12,7 @@ from torch.optim import Optimizer, lr_scheduler
 
 from ..errors import ConfigError
 from ..registries import SCHEDULERS
-from ..registry import accepted_keywords, check_keywords
+from ..registry import accepted_keywords, match_keywords
 from ._introspect import public_classes
 
 for _scheduler in public_classes(lr_scheduler, lr_scheduler.LRScheduler):
@@ -86,11 +86,12 @@ def build_scheduler(
     if not name:
         return None
     scheduler_class = SCHEDULERS.get(name)
-    options = dict(kwargs)
-    interval = options.pop("interval", None) or default_interval(scheduler_class)
+    options = {str(k): v for k, v in (kwargs or {}).items()}
+    interval_key = next((k for k in options if k.lower() == "interval"), "interval")
+    interval = options.pop(interval_key, None) or default_interval(scheduler_class)
     if interval not in INTERVALS:
         raise ConfigError(f"SCHEDULER_KWARGS.interval of {name} is {interval!r}; use 'step' or 'epoch'")
-    check_keywords(scheduler_class, options, "SCHEDULER_KWARGS")
+    options = match_keywords(scheduler_class, options, "SCHEDULER_KWARGS")
     if "optimizer" in options:
         raise ConfigError(
             f"SCHEDULER_KWARGS of {name} sets 'optimizer'; remove it, the optimizer is passed in"

@@ -1,10 +1,18 @@
 """Parameter-efficient fine-tuning: TrainLab's own LoRA (any nn.Linear) and a bridge to Hugging Face PEFT.
 
-The PEFT bridge (:mod:`trainlab.peft.hf_peft`) and adapter merging (:mod:`trainlab.peft.merge`) import
-the ``peft`` / ``transformers`` libraries, so they are imported from their modules, not from here.
+Both read one vocabulary, :class:`LoRASettings` (the ``MODEL.LORA`` section). The PEFT bridge
+(:mod:`trainlab.peft.hf_peft`) and adapter merging (:mod:`trainlab.peft.merge`) import the ``peft`` /
+``transformers`` libraries, so they are imported from their modules, not from here.
 """
 
-from .adapter import load_lora_adapter, lora_state_dict, read_adapter_config, save_lora_adapter
+from .adapter import (
+    has_adapter,
+    load_lora_adapter,
+    lora_state_dict,
+    read_adapter_config,
+    save_adapter,
+    save_lora_adapter,
+)
 from .lora import (
     LoRALinear,
     add_lora_layers,
@@ -16,14 +24,17 @@ from .lora import (
     unmerge_lora,
 )
 from .params import count_parameters, freeze_model, freeze_parameters, mark_trainable, unfreeze_model
+from .settings import LoRASettings
 
 __all__ = [
     "LoRALinear",
+    "LoRASettings",
     "add_lora_layers",
     "apply_lora_from_config",
     "count_parameters",
     "freeze_model",
     "freeze_parameters",
+    "has_adapter",
     "load_lora_adapter",
     "lora_modules",
     "lora_state_dict",
@@ -32,6 +43,7 @@ __all__ = [
     "merge_lora_layers",
     "merged_state_dict",
     "read_adapter_config",
+    "save_adapter",
     "save_lora_adapter",
     "unfreeze_model",
     "unmerge_lora",

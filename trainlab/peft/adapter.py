@@ -12,6 +12,9 @@ On-disk format, a directory holding two files:
        "base_model": {"NAME": "BertForSequenceClassification", "PRETRAINED": "/path", ...} or null}``
     ``base_model`` is the MODEL config section (without LORA/PEFT) that rebuilds the base model; models
     built by TrainLab record it in their ``base_model_cfg`` attribute.
+
+:func:`save_adapter` picks the format: PEFT's own for a model holding a ``peft.PeftModel``, this one for
+TrainLab's LoRA.
 """
 
 from __future__ import annotations
@@ -27,11 +30,41 @@ from torch import nn
 from trainlab.errors import ConfigError
 
 from .lora import LoRALinear, lora_modules
-from .params import is_lora_parameter
+from .params import is_lora_parameter, unwrap_model
 
 ADAPTER_WEIGHTS = "trainlab_adapter.safetensors"
 ADAPTER_CONFIG = "trainlab_adapter.json"
 ADAPTER_FORMAT = "trainlab-lora"
+
+
+def find_peft_model(model: nn.Module) -> nn.Module | None:
+    """The ``peft.PeftModel`` inside ``model`` (or ``model`` itself), found without importing peft."""
+    for module in model.modules():
+        if any(cls.__name__ == "PeftModel" for cls in type(module).__mro__):
+            return module
+    return None
+
+
+def has_adapter(model: nn.Module) -> bool:
+    """Whether ``model`` carries an adapter to export: TrainLab LoRA layers or a Hugging Face PEFT model."""
+    return bool(lora_modules(model)) or find_peft_model(model) is not None
+
+
+def save_adapter(model: nn.Module, path: str, base_model: dict[str, Any] | None = None) -> str:
+    """Write the adapter of ``model`` to ``path``: PEFT's format for a PEFT model, else TrainLab's (above).
+
+    PEFT's format loads with ``peft.PeftModel.from_pretrained(base, path)``; both merge with
+    ``trainlab merge-lora``. ``base_model`` defaults to ``model.base_model_cfg``.
+    """
+    model = unwrap_model(model)
+    if base_model is None:
+        base_model = getattr(model, "base_model_cfg", None)
+    peft_model = find_peft_model(model)
+    if peft_model is not None:
+        from .hf_peft import save_peft_adapter
+
+        return save_peft_adapter(peft_model, path, base_model=base_model)
+    return save_lora_adapter(model, path, base_model)
 
 
 def lora_state_dict(model: nn.Module, include_trained: bool = True) -> dict[str, torch.Tensor]:

@@ -15,6 +15,7 @@ from torch import nn
 from trainlab.errors import ConfigError, did_you_mean
 
 from .params import describe_trainable
+from .settings import ALIASES, LoRASettings
 
 logger = logging.getLogger(__name__)
 
@@ -25,14 +26,21 @@ TASK_TO_PEFT_TASK_TYPE = {
     "causal-lm": "CAUSAL_LM",
     "seq2seq": "SEQ_2_SEQ_LM",
 }
-# MODEL.PEFT keys shared with MODEL.LORA, so one vocabulary works for both
-_KEY_ALIASES = {"alpha": "lora_alpha", "dropout": "lora_dropout"}
 # written next to PEFT's adapter files: the MODEL section that rebuilds the base model for merging
 BASE_MODEL_FILE = "trainlab_base_model.json"
+# PEFT field names of settings in the LoRA vocabulary, for other PEFT methods that share them (AdaLoRA...)
+_PEFT_FIELD_OF = {
+    canonical: peft_name for peft_name, canonical in ALIASES.items() if peft_name != "module_names"
+}
 
 
-def peft_config_from(cfg: Mapping[str, Any], task: str | None = None) -> Any:
-    """The ``peft`` config (``LoraConfig`` for ``method: lora``) that a ``MODEL.PEFT`` section describes."""
+def peft_config_from(cfg: Mapping[str, Any], task: str | None = None, model: nn.Module | None = None) -> Any:
+    """The ``peft`` config that a ``MODEL.PEFT`` section describes (``LoraConfig`` for ``METHOD: lora``).
+
+    For LoRA, the keys of MODEL.LORA mean what they mean there (see :mod:`trainlab.peft.settings`) and the
+    other ``LoraConfig`` fields (BIAS, USE_RSLORA, TASK_TYPE...) pass through. ``model`` lets TRAINABLE be
+    checked against its modules.
+    """
     options = {str(key).lower(): value for key, value in cfg.items()}
     method = str(options.pop("method", "lora")).upper()
     try:
@@ -45,14 +53,27 @@ def peft_config_from(cfg: Mapping[str, Any], task: str | None = None) -> Any:
             f"choose one of: {', '.join(methods)}"
         ) from error
     fields = {field.name for field in dataclasses.fields(config_class)}
-    options = {
-        (_KEY_ALIASES[k] if k in _KEY_ALIASES and _KEY_ALIASES[k] in fields else k): v
-        for k, v in options.items()
-    }
     if "task_type" not in options and task in TASK_TO_PEFT_TASK_TYPE:
         options["task_type"] = TASK_TO_PEFT_TASK_TYPE[task]
     if options.get("task_type") is not None:
         options["task_type"] = _task_type(options["task_type"])
+    if method == PeftType.LORA.value:
+        if "exclude_modules" in options:
+            raise ConfigError(
+                "MODEL.PEFT.EXCLUDE_MODULES: use IGNORE_LAYERS (layer indices or name patterns), which skips "
+                "the same layers for TrainLab's LoRA and PEFT"
+            )
+        settings, extras = LoRASettings.split_config(
+            options,
+            "MODEL.PEFT",
+            fields - {"exclude_modules"},
+            "peft.LoraConfig fields such as BIAS, USE_RSLORA",
+        )
+        return settings.to_peft_config(model, **extras)
+    options = {
+        (_PEFT_FIELD_OF[k] if k in _PEFT_FIELD_OF and _PEFT_FIELD_OF[k] in fields else k): v
+        for k, v in options.items()
+    }
     unknown = sorted(set(options) - fields)
     if unknown:
         hints = "".join(did_you_mean(key, fields) for key in unknown)
@@ -80,11 +101,21 @@ def _task_type(value: str) -> TaskType:
 def apply_peft(model: nn.Module, cfg: Mapping[str, Any], task: str | None = None) -> PeftModel:
     """Wrap the Hugging Face ``model`` in a PEFT model as ``cfg`` (the ``MODEL.PEFT`` section) says.
 
-    Keys (lower-cased): ``method`` (``lora`` by default, or any PEFT method name) and that method's config
-    fields: ``r``, ``lora_alpha`` (alias ``alpha``), ``lora_dropout`` (alias ``dropout``), ``target_modules``,
-    ``modules_to_save``, ``bias``, ``task_type`` (default from ``task``, the wrapper's MODEL.TASK), ….
+    Keys (case-insensitive): ``METHOD`` (``lora`` by default, or any PEFT method name); for LoRA the keys of
+    MODEL.LORA plus PEFT-only ``LoraConfig`` fields, otherwise that method's config fields. ``TASK_TYPE``
+    defaults from ``task``, the wrapper's MODEL.TASK.
     """
-    peft_model = get_peft_model(model, peft_config_from(cfg, task))
+    config = peft_config_from(cfg, task, model)
+    try:
+        peft_model = get_peft_model(model, config)
+    except ValueError as error:  # e.g. no module matches the targets
+        linears = sorted(
+            {name.rsplit(".", 1)[-1] for name, m in model.named_modules() if isinstance(m, nn.Linear)}
+        )
+        raise ConfigError(
+            f"MODEL.PEFT does not fit {type(model).__name__}: {error} "
+            f"Its linear layers end in: {', '.join(linears)}"
+        ) from error
     logger.info(
         "PEFT %s: %s", peft_model.peft_config["default"].peft_type.value, describe_trainable(peft_model)
     )

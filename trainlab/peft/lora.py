@@ -12,19 +12,24 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from trainlab.errors import ConfigError, did_you_mean
+from trainlab.errors import ConfigError
 
 from .params import (
     count_parameters,
     describe_trainable,
+    freeze_all_but_lora,
     freeze_model,
     mark_trainable,
     matches_any,
+    module_matches,
     unfreeze_model,
+    unwrap_model,
 )
+from .settings import LoRASettings
 
 __all__ = [
     "LoRALinear",
+    "LoRASettings",
     "add_lora_layers",
     "apply_lora_from_config",
     "count_parameters",
@@ -127,23 +132,33 @@ def add_lora_layers(
     r: int = 8,
     lora_alpha: float = 16,
     lora_dropout: float = 0.1,
-    ignore_layers: Iterable[str] = (),
+    ignore_layers: Iterable[int | str] = (),
+    *,
     target_regex: str | None = None,
 ) -> list[str]:
     """Replace the matching ``nn.Linear`` layers of ``model`` by :class:`LoRALinear`; return their names.
 
-    A layer is a target when ``target_regex`` fully matches its dotted name, or (without a regex) when one
-    of ``module_names`` matches it (``"query"`` matches ``bert.encoder.layer.0.attention.self.query``).
-    Layers matching ``ignore_layers`` are skipped. Parameters keep their ``requires_grad``; call
-    :func:`freeze_model` to train only the LoRA weights.
+    A layer is a target when ``target_regex`` fully matches its dotted name, or (without a regex) when it
+    is one of ``module_names`` or ends in one (``"query"`` matches ``encoder.layer.0.attention.self.query``).
+    ``ignore_layers`` skips layers by index (``0`` skips everything under ``encoder.layer.0``, as in the
+    prototype) or by name pattern. Parameters keep their ``requires_grad``; see :func:`freeze_model`.
+    A DistributedDataParallel-wrapped ``model`` is changed inside its ``module`` (names carry no ``module.``).
     """
-    module_names, ignore_layers = _as_list(module_names), _as_list(ignore_layers)
+    if model is not unwrap_model(model):
+        logger.warning(
+            "add_lora_layers on a wrapped (DistributedDataParallel) model: the wrapper was built before "
+            "the LoRA weights existed and will not average their gradients; add LoRA in custom_setup, "
+            "before wrapping"
+        )
+        model = unwrap_model(model)
+    module_names = _as_list(module_names)
+    ignore_layers = [str(layer) for layer in _as_list(ignore_layers)]  # an index matches a name component
     pattern = re.compile(target_regex) if target_regex else None
     linears = [(name, module) for name, module in model.named_modules() if type(module) is nn.Linear]
     targets = [
         (name, module)
         for name, module in linears
-        if (pattern.fullmatch(name) if pattern else matches_any(name, module_names))
+        if (pattern.fullmatch(name) if pattern else any(module_matches(name, p) for p in module_names))
         and not matches_any(name, ignore_layers)
     ]
     if not targets:
@@ -176,11 +191,14 @@ def merge_lora_layers(model: nn.Module, module_names: Iterable[str] | None = Non
     """Replace LoRA layers (all, or those matching ``module_names``) by ``nn.Linear`` with merged weights.
 
     The result has the original architecture and state-dict names, so it saves in the base model's layout.
+    A DistributedDataParallel-wrapped ``model`` is merged inside its ``module`` (the prototype then saved
+    ``model.module.state_dict()``); ``model`` itself is returned.
     """
+    inner = unwrap_model(model)
     patterns = None if module_names is None else _as_list(module_names)
-    for name, module in lora_modules(model).items():
+    for name, module in lora_modules(inner).items():
         if patterns is None or matches_any(name, patterns):
-            model.set_submodule(name, module.to_linear())
+            inner.set_submodule(name, module.to_linear())
     return model
 
 
@@ -195,62 +213,38 @@ def merged_state_dict(model: nn.Module) -> dict[str, torch.Tensor]:
     return state
 
 
-LORA_CONFIG_KEYS = {
-    "r": 8,
-    "alpha": 16,
-    "dropout": 0.1,
-    "target_modules": ("query", "value"),
-    "target_regex": None,
-    "ignore_layers": (),
-    "trainable": (),
-}
-
-
 def apply_lora_from_config(
-    model: nn.Module, cfg: Mapping[str, Any], always_trainable: Iterable[str] = ()
+    model: nn.Module,
+    cfg: Mapping[str, Any] | LoRASettings | None,
+    always_trainable: Iterable[str] = (),
 ) -> nn.Module:
-    """Add LoRA as the ``MODEL.LORA`` section says, freeze the rest, keep ``trainable`` patterns training.
+    """Add LoRA as a ``MODEL.LORA`` section says (keys in :mod:`trainlab.peft.settings`) and freeze the rest.
 
-    Keys (lower-cased): ``r``, ``alpha``, ``dropout``, ``target_modules``, ``target_regex``,
-    ``ignore_layers``, ``trainable`` (patterns that stay trainable, e.g. ``["classifier"]``).
-    ``always_trainable`` names parameters the model needs trained whatever the config says, such as a
-    head the checkpoint did not contain.
+    What trains: the LoRA weights, the TRAINABLE patterns (by default the classifier, if any) and
+    ``always_trainable``: parameters the model needs trained whatever the config says, such as a head the
+    checkpoint did not contain.
     """
-    options = {str(key).lower(): value for key, value in cfg.items()}
-    unknown = [key for key in options if key not in LORA_CONFIG_KEYS]
-    if unknown:
-        hints = "".join(did_you_mean(key, LORA_CONFIG_KEYS) for key in unknown)
-        raise ConfigError(
-            f"MODEL.LORA does not take {', '.join(k.upper() for k in unknown)}{hints}. "
-            f"Known keys: {', '.join(k.upper() for k in LORA_CONFIG_KEYS)}."
-        )
-    options = {**LORA_CONFIG_KEYS, **options}
-    targets = add_lora_layers(
-        model,
-        module_names=options["target_modules"],
-        r=options["r"],
-        lora_alpha=options["alpha"],
-        lora_dropout=options["dropout"],
-        ignore_layers=options["ignore_layers"],
-        target_regex=options["target_regex"],
-    )
-    freeze_model(model)
-    mark_trainable(model, _as_list(options["trainable"]))
+    settings = cfg if isinstance(cfg, LoRASettings) else LoRASettings.from_config(cfg)
+    inner = unwrap_model(model)
+    targets = add_lora_layers(inner, **settings.layer_arguments())
+    # not freeze_model: its prototype meaning keeps any "classifier" training, which TRAINABLE decides here
+    freeze_all_but_lora(inner)
+    mark_trainable(inner, settings.trainable_patterns(inner), key=f"{settings.section}.TRAINABLE")
     required = set(always_trainable)
-    for name, param in model.named_parameters():
+    for name, param in inner.named_parameters():
         if name in required:
             param.requires_grad_(True)
     logger.info(
-        "LoRA r=%s alpha=%s on %d layers; %s",
-        options["r"],
-        options["alpha"],
+        "LoRA r=%s alpha=%g on %d layers; %s",
+        settings.r,
+        settings.alpha,
         len(targets),
-        describe_trainable(model),
+        describe_trainable(inner),
     )
     return model
 
 
-def _as_list(value: str | Iterable[str] | None) -> list[str]:
+def _as_list(value: Any) -> list[Any]:
     if value is None:
         return []
-    return [value] if isinstance(value, str) else list(value)
+    return [value] if isinstance(value, (str, int)) else list(value)

@@ -3,6 +3,8 @@
 One pattern language is used everywhere (FREEZE, LORA.TRAINABLE, LORA.IGNORE_LAYERS): a pattern is a
 shell-style glob (``*``, ``?``, ``[...]``) matched against dotted names as a whole (``bert.embeddings.*``),
 as a leading part (``bert.embeddings``) or as trailing or inner components (``classifier``, ``query``).
+Module selectors (LORA.TARGET_MODULES) match a module's name as a whole or its trailing components only,
+which is also how Hugging Face PEFT reads ``target_modules``.
 """
 
 from __future__ import annotations
@@ -15,6 +17,8 @@ from torch import nn
 from trainlab.errors import ConfigError
 
 LORA_PARAMETER_NAMES = ("lora_A", "lora_B")
+# the prototype's freeze_model kept every parameter whose name contains one of these trainable
+PROTOTYPE_TRAINABLE_WORDS = ("lora", "classifier")
 
 
 def name_matches(name: str, pattern: str) -> bool:
@@ -29,12 +33,41 @@ def matches_any(name: str, patterns: Iterable[str]) -> bool:
     return any(name_matches(name, pattern) for pattern in patterns)
 
 
+def module_matches(name: str, pattern: str) -> bool:
+    """Whether the module ``name`` is ``pattern`` or ends in it (``query`` matches ``...self.query``)."""
+    return fnmatchcase(name, pattern) or fnmatchcase(name, f"*.{pattern}")
+
+
+def unwrap_model(model: nn.Module) -> nn.Module:
+    """The module inside DistributedDataParallel / DataParallel / ``torch.compile`` wrappers.
+
+    Patterns and adapter names refer to the user's model, not to ``module.``-prefixed wrapper names.
+    """
+    while True:
+        if isinstance(model, (nn.parallel.DistributedDataParallel, nn.DataParallel)):
+            model = model.module
+        elif isinstance(getattr(model, "_orig_mod", None), nn.Module):
+            model = model._orig_mod
+        else:
+            return model
+
+
 def is_lora_parameter(name: str) -> bool:
     return name.rsplit(".", 1)[-1] in LORA_PARAMETER_NAMES
 
 
 def freeze_model(model: nn.Module) -> nn.Module:
-    """Freeze every parameter except LoRA's ``lora_A`` / ``lora_B`` (the prototype's name)."""
+    """Freeze every parameter except those whose name contains "lora" or "classifier" (prototype meaning).
+
+    The prototype's LoRA trainer relies on the classification head training next to the adapters.
+    """
+    for name, param in model.named_parameters():
+        param.requires_grad_(any(word in name for word in PROTOTYPE_TRAINABLE_WORDS))
+    return model
+
+
+def freeze_all_but_lora(model: nn.Module) -> nn.Module:
+    """Freeze every parameter except the ``lora_A`` / ``lora_B`` weights of TrainLab's LoRA layers."""
     for name, param in model.named_parameters():
         param.requires_grad_(is_lora_parameter(name))
     return model

@@ -4,13 +4,16 @@ from __future__ import annotations
 
 import inspect
 from collections.abc import Mapping
-from typing import Any, ClassVar
+from typing import Any
 
 from torch import nn
 
+from ..engine.adapter_hook import has_adapter
 from ..engine.base_trainer import BaseTrainer
-from ..engine.hooks import Hook
+from ..errors import ConfigError
 from ..metrics import ClassificationMetrics
+from ..peft.lora import apply_lora_from_config
+from ..peft.settings import LoRASettings
 from ..registries import TRAINERS
 
 
@@ -30,7 +33,9 @@ class BERTTrainer(BaseTrainer):
     ``TransformersModelWrapper`` (inputs the model does not declare, such as ``tabular``, are left out).
     """
 
-    def __init__(self, model: nn.Module | None = None, *, num_labels: int | None = None, **kwargs: Any) -> None:
+    def __init__(
+        self, model: nn.Module | None = None, *, num_labels: int | None = None, **kwargs: Any
+    ) -> None:
         super().__init__(model, **kwargs)
         self.num_labels = num_labels
 
@@ -49,48 +54,33 @@ class BERTTrainer(BaseTrainer):
         return ClassificationMetrics(num_classes=self.num_labels)
 
 
-class ExportAdapterHook(Hook):
-    """After training (the best weights loaded), rank 0 saves the LoRA adapter alone to RUN_DIR/adapter."""
-
-    priority = 45  # after the checkpoint hook restored the best weights
-
-    def after_train(self, trainer: BaseTrainer) -> None:
-        if trainer.rank != 0 or not trainer.settings["save"]:
-            return
-        model = trainer.unwrapped_model
-        target = str(trainer.run_dir / "adapter")
-        if hasattr(model, "save_adapter"):
-            model.save_adapter(target)
-        else:
-            from ..peft.adapter import save_lora_adapter
-
-            save_lora_adapter(model, target)
-        trainer.logger.info("saved the LoRA adapter to %s (merge it with `trainlab merge-lora %s OUT_DIR`)", target, target)
-
-
 @TRAINERS.register_module()
 class LORATrainer(BERTTrainer):
-    """BERTTrainer with LoRA: adapters on chosen linear layers, the rest frozen; saves the adapter and the merged model.
+    """BERTTrainer with LoRA: adapters on chosen linear layers, the rest frozen; saves adapter and merged model.
 
-    ``lora`` (TRAINER.LORA) has the keys of MODEL.LORA (R, ALPHA, DROPOUT, TARGET_MODULES, TARGET_REGEX,
-    IGNORE_LAYERS, TRAINABLE); it is applied in ``custom_setup`` unless the model already has LoRA layers.
+    LoRA comes from MODEL.LORA (the model is built with its adapters). Without it, ``custom_setup`` adds
+    LoRA with the MODEL.LORA defaults (r 8, alpha 16 on query/value, the classifier trained), as the
+    prototype's LoRA trainer did. ``lora`` (TRAINER.LORA) is the deprecated place of the same section.
     """
 
-    DEFAULT_LORA: ClassVar[dict[str, Any]] = {"r": 8, "alpha": 16, "dropout": 0.1, "target_modules": ["query", "value"], "trainable": ["classifier"]}
-
-    def __init__(self, model: nn.Module | None = None, *, lora: Mapping[str, Any] | None = None, **kwargs: Any) -> None:
+    def __init__(
+        self, model: nn.Module | None = None, *, lora: Mapping[str, Any] | None = None, **kwargs: Any
+    ) -> None:
         super().__init__(model, **kwargs)
-        self.lora = {**self.DEFAULT_LORA, **{str(k).lower(): v for k, v in (lora or {}).items()}}
+        self.lora_section_given = lora is not None
+        self.lora = LoRASettings.from_config(lora, section="TRAINER.LORA")
 
     def custom_setup(self, rank: int, world_size: int) -> None:
-        from ..peft.lora import apply_lora_from_config, lora_modules
-
         super().custom_setup(rank, world_size)
-        if not lora_modules(self.model) and not hasattr(getattr(self.model, "model", None), "peft_config"):
-            newly_initialized = getattr(self.model, "newly_initialized", [])
-            apply_lora_from_config(self.model, self.lora, always_trainable=newly_initialized)
-
-    def default_hooks(self) -> list[Hook]:
-        return [*super().default_hooks(), ExportAdapterHook()]
-
-
+        if self.lora_section_given and rank == 0:
+            self.logger.warning("TRAINER.LORA is deprecated: move the section to MODEL.LORA (same keys)")
+        if has_adapter(self.model):
+            if self.lora_section_given:
+                raise ConfigError(
+                    "TRAINER.LORA is set but the model already has adapters (MODEL.LORA / MODEL.PEFT); "
+                    "keep one section, MODEL.LORA"
+                )
+            return
+        apply_lora_from_config(
+            self.model, self.lora, always_trainable=getattr(self.model, "newly_initialized", [])
+        )

@@ -10,11 +10,9 @@ from torch import nn
 from torch.utils.data import DataLoader, Dataset
 
 from ..engine.base_trainer import BaseTrainer
-from ..engine.hooks import Hook
 from ..errors import ConfigError, DataError
 from ..metrics import ClassificationMetrics
 from ..registries import TRAINERS
-from .classification import ExportAdapterHook
 
 
 @TRAINERS.register_module()
@@ -26,7 +24,7 @@ class PEFTCLIPTrainer(BaseTrainer):
     temperature), i.e. the model's own ``logits_per_image``. Training minimises TRAINER.LOSS_FN
     (cross-entropy) of these logits and evaluation reports accuracy, macro F1, … over all classes, so the
     trainer trains what it evaluates. The prompts pass through the text tower at every step: LoRA layers
-    there (MODEL.PEFT.TARGET_MODULES) train, and the text features always match the current weights.
+    there (MODEL.PEFT or MODEL.LORA TARGET_MODULES) train, and the text features match the current weights.
 
     The model must carry its tokenizer (``TransformersModelWrapper`` with ``task: clip``); batches are
     ``{pixel_values, labels}``. A model with adapters also gets them saved alone to RUN_DIR/adapter.
@@ -104,10 +102,3 @@ class PEFTCLIPTrainer(BaseTrainer):
 
     def build_metrics(self) -> ClassificationMetrics:
         return ClassificationMetrics(num_classes=len(self.classnames or []) or None)
-
-    def default_hooks(self) -> list[Hook]:
-        from ..peft.lora import lora_modules
-
-        model = self.unwrapped_model
-        has_adapter = getattr(model, "uses_peft", False) or bool(lora_modules(model))
-        return [*super().default_hooks(), *([ExportAdapterHook()] if has_adapter else [])]

@@ -1,21 +1,36 @@
-"""How the model is placed, wrapped, and stepped: one small class per backend, so the loop never branches on it."""
+"""The single-device strategy, which every backend extends: it owns the placed model, the optimizer over it,
+how a step runs (autocast, backward, clipping, stepping) and the state I/O of both.
+
+The loop, the checkpointer, evaluation and the hooks only talk to a strategy; a new backend (FSDP, ...) is
+a subclass in one new file registered in STRATEGIES, with no edit elsewhere in the engine.
+"""
 
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
+from pathlib import Path
+from typing import Any
 
 import torch
 from torch import nn
 
 from ...errors import ConfigError
-from ..distributed import get_local_rank, get_world_size
+from ...registries import STRATEGIES
+from .. import distributed
+from ..checkpoint import MODEL_FILE, STATE_FILE
 
 PRECISIONS = {"fp32": None, "bf16": torch.bfloat16, "fp16": torch.float16}
 
 
+@STRATEGIES.register_module(name=["single", "Strategy"])
 class Strategy:
-    """Single-device training; subclasses change wrapping and gradient synchronisation."""
+    """One process, one device (also each replica of an evaluation job).
+
+    Lifecycle: ``setup(model)`` places (and, in subclasses, wraps) the model; ``build_optimizer`` builds the
+    optimizer over the parameters the strategy manages. Afterwards ``model`` is what the loop calls and
+    ``module`` the user's model inside any wrapper.
+    """
 
     def __init__(self, device: torch.device, precision: str = "fp32") -> None:
         if precision not in PRECISIONS:
@@ -27,66 +42,141 @@ class Strategy:
         self.autocast_dtype = PRECISIONS[precision]
         # fp16 gradients underflow without loss scaling; bf16 has fp32's range and needs none.
         self.scaler = torch.amp.GradScaler("cuda") if precision == "fp16" else None
+        self.model: nn.Module | None = None
+        self.optimizer: torch.optim.Optimizer | None = None
+
+    # ------------------------------------------------------------------ placing the model and its optimizer
+    def setup(self, model: nn.Module) -> nn.Module:
+        """Place ``model`` on the device and wrap it for this backend; returns what the loop calls."""
+        self.model = self.wrap(model.to(self.device))
+        return self.model
 
     def wrap(self, model: nn.Module) -> nn.Module:
-        return model.to(self.device)
+        return model
+
+    @property
+    def module(self) -> nn.Module:
+        """The user's model inside any wrapper (where its weights, adapters and policies live)."""
+        return self.unwrap(self.model)
 
     @staticmethod
     def unwrap(model: nn.Module) -> nn.Module:
-        return model.module if isinstance(model, nn.parallel.DistributedDataParallel) else model
+        while isinstance(model, (nn.DataParallel, nn.parallel.DistributedDataParallel)):
+            model = model.module
+        return model
 
+    def build_optimizer(self, name: str, kwargs: Mapping[str, Any]) -> torch.optim.Optimizer:
+        """The optimizer ``name`` over the trainable parameters this strategy manages."""
+        from ...optim import build_optimizer
+
+        self.optimizer = build_optimizer(self.module, name, kwargs)
+        return self.optimizer
+
+    # ------------------------------------------------------------------ one step
     def autocast(self) -> contextlib.AbstractContextManager:
         if self.autocast_dtype is None:
             return contextlib.nullcontext()
         return torch.autocast(device_type=self.device.type, dtype=self.autocast_dtype)
 
     @contextlib.contextmanager
-    def no_sync(self, model: nn.Module, enabled: bool) -> Iterator[None]:
-        """Skip gradient synchronisation for accumulation micro-steps (no-op on one device)."""
+    def no_sync(self, enabled: bool) -> Iterator[None]:
+        """Skip gradient synchronisation for accumulation micro-steps (nothing to skip on one device)."""
         yield
 
     def backward(self, loss: torch.Tensor) -> None:
         (self.scaler.scale(loss) if self.scaler is not None else loss).backward()
 
-    def optimizer_step(self, optimizer: torch.optim.Optimizer, model: nn.Module, max_grad_norm: float) -> torch.Tensor | None:
-        """Unscale, clip, and step; returns the gradient norm before clipping (None when not clipping)."""
+    def clip_gradients(self, max_norm: float) -> torch.Tensor:
+        """Clip the global gradient norm of every managed parameter to ``max_norm``; returns the norm before."""
+        params = [p for p in self.model.parameters() if p.grad is not None]
+        return torch.nn.utils.clip_grad_norm_(params, max_norm)
+
+    def optimizer_step(self, max_grad_norm: float) -> torch.Tensor | None:
+        """Unscale, clip, step and zero the gradients; returns the gradient norm before clipping (None when not clipping)."""
+        optimizer = self.optimizer
         grad_norm = None
         if self.scaler is not None:
             self.scaler.unscale_(optimizer)
         if max_grad_norm > 0:
-            params = [p for p in model.parameters() if p.grad is not None]
-            grad_norm = torch.nn.utils.clip_grad_norm_(params, max_grad_norm)
+            grad_norm = self.clip_gradients(max_grad_norm)
         if self.scaler is not None:
             self.scaler.step(optimizer)
             self.scaler.update()
         else:
             optimizer.step()
+        optimizer.zero_grad(set_to_none=True)
         return grad_norm
 
+    # ------------------------------------------------------------------ state
+    def model_state_dict(self) -> dict[str, torch.Tensor]:
+        """The full model state (collective in sharded subclasses: call it on every rank)."""
+        return self.module.state_dict()
 
-class DDPStrategy(Strategy):
-    """DistributedDataParallel over the process group (gloo on CPU, nccl on CUDA)."""
+    def local_model_state_dict(self) -> dict[str, torch.Tensor] | None:
+        """The full model state if this process holds it without talking to the others, else None.
 
-    def __init__(self, device: torch.device, precision: str = "fp32", find_unused_parameters: bool = False) -> None:
-        super().__init__(device, precision)
-        self.find_unused_parameters = find_unused_parameters
+        Used by code that runs on one rank only (the prototype's ``save_best_model`` under ``if rank == 0``).
+        """
+        return self.module.state_dict()
 
-    def wrap(self, model: nn.Module) -> nn.Module:
-        model = model.to(self.device)
-        if not any(p.requires_grad for p in model.parameters()):
-            raise ConfigError("the model has no trainable parameter: check MODEL.FREEZE / LORA settings")
-        device_ids = [self.device.index] if self.device.type == "cuda" else None
-        return nn.parallel.DistributedDataParallel(
-            model, device_ids=device_ids, find_unused_parameters=self.find_unused_parameters
-        )
+    def parameter_shapes(self) -> dict[str, list[int]]:
+        return {name: list(tensor.shape) for name, tensor in self.module.state_dict().items()}
 
-    @contextlib.contextmanager
-    def no_sync(self, model: nn.Module, enabled: bool) -> Iterator[None]:
-        if enabled and isinstance(model, nn.parallel.DistributedDataParallel):
-            with model.no_sync():
-                yield
-        else:
-            yield
+    def save_checkpoint(self, directory: Path, state: Mapping[str, Any]) -> None:
+        """Write the model, optimizer and scaler state plus the engine's ``state`` into ``directory``.
+
+        Called on every rank; here rank 0 writes everything (every rank holds the same replica).
+        """
+        if not distributed.is_main_process():
+            return
+        from safetensors.torch import save_model
+
+        save_model(self.module, str(directory / MODEL_FILE))
+        extra = {"optimizer": self.optimizer.state_dict() if self.optimizer is not None else None,
+                 "scaler": self.scaler.state_dict() if self.scaler is not None else None}
+        torch.save({**extra, **state}, directory / STATE_FILE)
+
+    def load_checkpoint(self, directory: Path) -> dict[str, Any]:
+        """Restore the model, optimizer and scaler from ``directory``; returns the engine's state saved with them."""
+        from safetensors.torch import load_model
+
+        load_model(self.module, str(directory / MODEL_FILE), device=str(self.device))
+        state = torch.load(directory / STATE_FILE, map_location="cpu", weights_only=True)
+        optimizer_state, scaler_state = state.pop("optimizer"), state.pop("scaler")
+        if self.optimizer is not None and optimizer_state is not None:
+            self.optimizer.load_state_dict(optimizer_state)
+        if self.scaler is not None and scaler_state is not None:
+            self.scaler.load_state_dict(scaler_state)
+        return state
+
+    def load_checkpoint_weights(self, directory: Path) -> None:
+        """Load only the model weights of the checkpoint in ``directory`` (e.g. the best one, at the end)."""
+        self.load_weights(directory / MODEL_FILE)
+
+    def load_weights(self, file: Path, strict: bool = True) -> tuple[list[str], list[str]]:
+        """Load model weights only from a safetensors ``file``; returns (missing, unexpected) keys."""
+        from safetensors.torch import load_model
+
+        return load_model(self.module, str(file), strict=strict, device=str(self.device))
+
+    def export(self, run_dir: Path, filename: str) -> Path:
+        """Write the full model to ``run_dir/filename`` and, for HF models, ``run_dir/model`` (save_pretrained).
+
+        Called on every rank; rank 0 writes.
+        """
+        target = run_dir / filename
+        if distributed.is_main_process():
+            from safetensors.torch import save_model
+
+            from ..checkpoint import write_text_atomic
+
+            tmp = target.with_name(f".{target.name}.tmp")
+            save_model(self.module, str(tmp))
+            tmp.replace(target)
+            if hasattr(self.module, "save_pretrained"):
+                self.module.save_pretrained(str(run_dir / "model"))
+                write_text_atomic(run_dir / "model" / ".complete", "")
+        return target
 
 
 def resolve_device(device: str) -> torch.device:
@@ -97,10 +187,7 @@ def resolve_device(device: str) -> torch.device:
         raise ConfigError("TRAINER.DEVICE is cuda but no CUDA device is visible; set TRAINER.DEVICE auto or cpu")
     if device == "cpu" or not torch.cuda.is_available():
         return torch.device("cpu")
-    return torch.device("cuda", get_local_rank() % torch.cuda.device_count())
+    return torch.device("cuda", distributed.get_local_rank() % torch.cuda.device_count())
 
 
-def build_strategy(device: torch.device, precision: str, find_unused_parameters: bool) -> Strategy:
-    if get_world_size() > 1:
-        return DDPStrategy(device, precision, find_unused_parameters)
-    return Strategy(device, precision)
+__all__ = ["PRECISIONS", "Strategy", "resolve_device"]

@@ -1,0 +1,43 @@
+"""Export the adapter alone after training, for any trainer whose model carries LoRA or PEFT adapters."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from ..peft.adapter import has_adapter, save_adapter
+from ..peft.lora import lora_modules
+from ..registries import HOOKS
+from .hooks import Hook
+
+if TYPE_CHECKING:
+    from .base_trainer import BaseTrainer
+
+__all__ = ["ExportAdapterHook", "has_adapter"]
+
+
+@HOOKS.register_module()
+class ExportAdapterHook(Hook):
+    """After training (the best weights loaded), rank 0 writes the adapter alone to RUN_DIR/adapter.
+
+    A Hugging Face PEFT model is saved in PEFT's format (``peft.PeftModel.from_pretrained(base,
+    RUN_DIR/adapter)`` loads it), TrainLab's LoRA in the trainlab-lora format; ``trainlab merge-lora`` merges either. Nothing
+    is written without TRAINER.SAVE, or when the model no longer has an adapter (a loop that merged it).
+    """
+
+    priority = 45  # after the checkpoint hook (40) restored the best weights
+
+    def after_train(self, trainer: BaseTrainer) -> None:
+        if trainer.rank != 0 or not trainer.settings.save:
+            return
+        model = trainer.unwrapped_model
+        if not has_adapter(model):
+            trainer.logger.info("no adapter left to export (merged into the model during training)")
+            return
+        if any(layer.merged for layer in lora_modules(model).values()):
+            trainer.logger.warning("LoRA layers are merged into their base weights: no adapter exported")
+            return
+        target = str(trainer.run_dir / "adapter")
+        save_adapter(model, target)
+        trainer.logger.info(
+            "saved the adapter to %s (merge it with `trainlab merge-lora %s OUT_DIR`)", target, target
+        )

@@ -1,0 +1,200 @@
+"""The training loop every trainer shares, top to bottom: fit → epoch → batch → step, and evaluation.
+
+``fit`` runs epochs; each epoch calls the trainer's ``run_one_epoch`` (the prototype's extension point), whose
+default is ``train_batches`` for training and ``evaluate`` for evaluation. ``train_on_batch`` is one
+micro-batch: forward (the trainer's ``train_step``), backward and, at an accumulation boundary, the
+optimizer step — all through the strategy, so the loop never branches on the backend. Logging, evaluation
+bookkeeping, checkpoints and early stopping are hooks. This is the one module that advances the counters.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Mapping
+from typing import TYPE_CHECKING, Any
+
+import torch
+from torch.utils.data import DataLoader
+
+from . import distributed
+from .data import batch_size_of, move_to_device
+from .hooks import call_hooks
+
+if TYPE_CHECKING:
+    from .base_trainer import BaseTrainer
+
+
+def fit(trainer: BaseTrainer, train_loader: DataLoader, val_loader: DataLoader | None,
+        test_loader: DataLoader | None = None) -> dict[str, float]:
+    """Train for the remaining epochs, then evaluate on ``test_loader``; returns the last metrics."""
+    try:
+        call_hooks(trainer.hooks, "before_train", trainer)
+        while trainer.epoch < trainer.settings.epochs and not trainer.should_stop:
+            run_epoch(trainer, train_loader, val_loader)
+        call_hooks(trainer.hooks, "after_train", trainer)
+        if test_loader is not None:
+            metrics = evaluate(trainer, test_loader, prefix="test")
+            trainer.last_metrics.update(metrics)
+            trainer.log_metrics(metrics)
+    except BaseException as exc:
+        call_hooks(trainer.hooks, "on_exception", trainer, exc)
+        raise
+    return trainer.last_metrics
+
+
+def run_epoch(trainer: BaseTrainer, train_loader: DataLoader, val_loader: DataLoader | None) -> None:
+    """One epoch: the training pass, the evaluation when due, then the epoch's scheduler step and hooks."""
+    settings = trainer.settings
+    epoch = trainer.epoch + 1  # the prototype's numbering: run_one_epoch sees 1..EPOCHS
+    batch_sampler = train_loader.batch_sampler
+    if hasattr(batch_sampler, "set_epoch"):
+        batch_sampler.set_epoch(trainer.epoch)
+    if hasattr(batch_sampler, "skip"):  # resuming mid-epoch: continue after the batches already trained
+        batch_sampler.skip = trainer.batch_in_epoch
+    call_hooks(trainer.hooks, "before_epoch", trainer, trainer.epoch)
+    result = trainer.run_one_epoch(epoch, settings.epochs, train_loader, trainer.rank, trainer.device, train=True)
+    metrics = epoch_metrics(result, "train")
+    last_epoch = trainer.should_stop or epoch == settings.epochs  # MAX_STEPS may end the run mid-epoch
+    every = settings.eval_every_epochs
+    if val_loader is not None and every and (epoch % every == 0 or last_epoch):
+        metrics.update(validate(trainer, val_loader, epoch))
+    trainer.batch_in_epoch = 0
+    trainer.epoch = epoch
+    trainer.step_scheduler("epoch", metrics)
+    call_hooks(trainer.hooks, "after_epoch", trainer, epoch - 1, metrics)
+
+
+def validate(trainer: BaseTrainer, val_loader: DataLoader, epoch: int) -> dict[str, float]:
+    """Run the evaluation epoch and hand complete metrics (the same on every rank) to the hooks."""
+    result = trainer.run_one_epoch(epoch, trainer.settings.epochs, val_loader, trainer.rank, trainer.device, train=False)
+    metrics = epoch_metrics(result, "val")
+    # A prototype-style epoch reports its loss only through save_best_model, on rank 0: share it with all.
+    reported = distributed.broadcast_object(trainer.reported_val_loss)
+    trainer.reported_val_loss = None
+    if reported is not None:
+        metrics.setdefault("val/loss", float(reported))
+    trainer.last_metrics.update(metrics)
+    trainer.log_metrics(metrics)
+    call_hooks(trainer.hooks, "after_evaluate", trainer, metrics)
+    return metrics
+
+
+def epoch_metrics(result: Any, split: str) -> dict[str, float]:
+    """What ``run_one_epoch`` returned as metrics: None → none, a number → the loss, a mapping → its entries."""
+    if result is None:
+        return {}
+    if isinstance(result, Mapping):
+        return {key if "/" in key else f"{split}/{key}": _number(value) for key, value in result.items()}
+    name = "train/epoch_loss" if split == "train" else f"{split}/loss"
+    return {name: _number(result)}
+
+
+def _number(value: Any) -> Any:
+    if isinstance(value, torch.Tensor) and value.numel() == 1:
+        return value.item()
+    return value
+
+
+class LogWindow:
+    """Loss and throughput since the last logging step; the loss stays on the device until it is logged."""
+
+    def __init__(self, device: torch.device) -> None:
+        self.loss = torch.zeros((), device=device)
+        self.reset()
+
+    def reset(self) -> None:
+        self.loss.zero_()
+        self.steps, self.samples, self.start = 0, 0, time.perf_counter()
+
+    def metrics(self, trainer: BaseTrainer) -> dict[str, float]:
+        elapsed = max(time.perf_counter() - self.start, 1e-9)
+        return {
+            "train/loss": trainer.reduce_value(self.loss / max(self.steps, 1)).item(),  # the one host sync per window
+            "train/lr": trainer.optimizer.param_groups[0]["lr"],
+            "train/samples_per_s": self.samples * trainer.world_size / elapsed,
+        }
+
+
+def train_batches(trainer: BaseTrainer, data_loader: DataLoader, epoch: int) -> float:
+    """Train on every remaining batch of ``data_loader``; returns the epoch's mean step loss over all ranks."""
+    device, settings = trainer.device, trainer.settings
+    trainer.model.train()
+    bar = trainer.wrap_dataloader_with_tqdm(trainer.rank, data_loader, epoch, train_model=True)
+    window = LogWindow(device)
+    epoch_loss, epoch_steps = torch.zeros((), device=device), 0
+    batches_in_epoch = len(data_loader)
+    for batch in bar:
+        trainer.batch_in_epoch += 1
+        batch = move_to_device(batch, device, non_blocking=device.type == "cuda")
+        at_boundary = trainer.batch_in_epoch % settings.grad_accum_steps == 0 or trainer.batch_in_epoch == batches_in_epoch
+        loss = train_on_batch(trainer, batch, sync=at_boundary)
+        window.samples += batch_size_of(batch)
+        if loss is None:  # an accumulation micro-step, or a skipped non-finite step
+            continue
+        window.loss += loss
+        window.steps += 1
+        epoch_loss += loss
+        epoch_steps += 1
+        logged: dict[str, float] = {}
+        if trainer.global_step % settings.log_every_steps == 0:
+            logged = window.metrics(trainer)
+            bar.set_postfix({"loss": logged["train/loss"], "lr": logged["train/lr"], "samples/s": logged["train/samples_per_s"]})
+            trainer.log_metrics(logged)
+            window.reset()
+        call_hooks(trainer.hooks, "after_train_step", trainer, logged)
+        if trainer.should_stop or (settings.max_steps and trainer.global_step >= settings.max_steps):
+            trainer.should_stop = True
+            break
+    return trainer.reduce_value(epoch_loss / max(epoch_steps, 1)).item()
+
+
+def train_on_batch(trainer: BaseTrainer, batch: Any, sync: bool) -> torch.Tensor | None:
+    """Forward and backward one micro-batch; on ``sync``, step the optimizer. Returns the step's loss then."""
+    strategy = trainer.strategy
+    accumulation = trainer.settings.grad_accum_steps
+    with strategy.no_sync(enabled=not sync), strategy.autocast():
+        loss = trainer.train_step(batch)
+        if isinstance(loss, Mapping):
+            loss = loss["loss"]
+    if not trainer.loss_is_finite(loss):
+        strategy.optimizer.zero_grad(set_to_none=True)
+        trainer.accumulated_loss = 0.0
+        return None
+    strategy.backward(loss / accumulation)
+    trainer.accumulated_loss = trainer.accumulated_loss + loss.detach().float() / accumulation
+    if not sync:
+        return None
+    strategy.optimizer_step(trainer.settings.max_grad_norm)  # the optimizer's step hook counts it
+    step_loss, trainer.accumulated_loss = trainer.accumulated_loss, 0.0
+    return step_loss
+
+
+@torch.no_grad()
+def evaluate(trainer: BaseTrainer, data_loader: DataLoader, prefix: str) -> dict[str, float]:
+    """Loss and metrics over the whole set; each rank sees its shard once, results are gathered, not sampled."""
+    device = trainer.device
+    was_training = trainer.model.training
+    trainer.model.eval()
+    metric = trainer.build_metrics()
+    loss_sum = torch.zeros((), dtype=torch.float64, device=device)
+    count = torch.zeros((), dtype=torch.float64, device=device)
+    for batch in trainer.wrap_dataloader_with_tqdm(trainer.rank, data_loader, trainer.epoch + 1, train_model=False):
+        batch = move_to_device(batch, device, non_blocking=device.type == "cuda")
+        with trainer.strategy.autocast():
+            out = trainer.eval_step(batch)
+        size = batch_size_of(batch)
+        loss_sum += out["loss"].detach().double() * size
+        count += size
+        inputs = {k: v.detach().float() if v.is_floating_point() else v.detach() for k, v in out.items() if k != "loss"}
+        if metric is not None and inputs:  # eval_step returns the loss and the metric's update() arguments
+            metric.update(**inputs)
+    trainer.model.train(was_training)
+    loss_sum, count = trainer.reduce_value(loss_sum, average=False), trainer.reduce_value(count, average=False)
+    result = {f"{prefix}/loss": (loss_sum / count.clamp(min=1)).item(), f"{prefix}/num_samples": int(count.item())}
+    if metric is not None:
+        state = {k: distributed.all_gather_cat(v.to(device)).cpu() for k, v in metric.state().items()}
+        result.update({f"{prefix}/{k}": v for k, v in metric.compute(state).items() if k != "num_samples"})
+    return result
+
+
+__all__ = ["LogWindow", "epoch_metrics", "evaluate", "fit", "run_epoch", "train_batches", "train_on_batch", "validate"]

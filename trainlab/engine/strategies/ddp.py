@@ -1,0 +1,38 @@
+"""DistributedDataParallel: a full replica per process, gradients averaged across processes."""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Iterator
+
+import torch
+from torch import nn
+
+from ...errors import ConfigError
+from ...registries import STRATEGIES
+from .base import Strategy
+
+
+@STRATEGIES.register_module(name=["ddp", "DDPStrategy"])
+class DDPStrategy(Strategy):
+    """DDP over the process group (gloo on CPU, nccl on CUDA); rank 0 writes checkpoints (replicas are equal)."""
+
+    def __init__(self, device: torch.device, precision: str = "fp32", find_unused_parameters: bool = False) -> None:
+        super().__init__(device, precision)
+        self.find_unused_parameters = find_unused_parameters
+
+    def wrap(self, model: nn.Module) -> nn.Module:
+        if not any(p.requires_grad for p in model.parameters()):
+            raise ConfigError("the model has no trainable parameter: check MODEL.FREEZE / LORA settings")
+        device_ids = [self.device.index] if self.device.type == "cuda" else None
+        return nn.parallel.DistributedDataParallel(
+            model, device_ids=device_ids, find_unused_parameters=self.find_unused_parameters
+        )
+
+    @contextlib.contextmanager
+    def no_sync(self, enabled: bool) -> Iterator[None]:
+        if enabled and isinstance(self.model, nn.parallel.DistributedDataParallel):
+            with self.model.no_sync():
+                yield
+        else:
+            yield

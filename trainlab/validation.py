@@ -1,0 +1,151 @@
+"""Every check a config gets before anything runs: component names and keywords, settings, optimizer,
+scheduler, loss, strategy and hooks — all problems reported together, before a model loads or a directory
+is created. What only a library can judge (torch's value checks) is asked of it on a throw-away parameter
+and translated into one line naming the config key.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from typing import Any
+
+from .config import COMPONENT_SECTIONS, Config, load_config
+from .config.settings import TrainerSettings
+from .errors import ConfigError, RegistryError, TrainLabError, did_you_mean
+from .registries import ALL_REGISTRIES, HOOKS, STRATEGIES
+from .registry import accepted_keywords, match_keywords
+
+# Passed by the builder at run time, never set in a config.
+RUNTIME_ARGUMENTS = frozenset({"model", "config", "settings", "tokenizer", "processor", "model_name_or_path", "log_queue"})
+
+
+def prepare_config(path: str, overrides: Sequence[str] = (), imports: Iterable[str] = ()) -> Config:
+    """Load ``path`` with ``overrides``, import the modules it names, and check everything; raises one
+    ConfigError listing every problem."""
+    from .components import import_config_modules, import_modules
+
+    import_modules(imports)
+    cfg = load_config(path, overrides)
+    import_config_modules(cfg)
+    check_components(cfg)
+    return cfg
+
+
+def check_components(cfg: Config) -> None:
+    """Every named component exists and accepts its section's keys, and the TRAINER settings hold; one error."""
+    from .components import trainer_settings
+
+    errors = component_errors(cfg)
+    try:
+        settings = trainer_settings(cfg)
+    except ConfigError as exc:
+        errors += [line for line in str(exc).splitlines() if line not in errors]
+    else:
+        errors += optimization_errors(settings) + strategy_errors(settings) + hook_errors(settings)
+    if errors:
+        raise ConfigError("\n".join(dict.fromkeys(errors)))
+
+
+def _section(cfg: Any, dotted: str) -> Any:
+    node = cfg
+    for part in dotted.split("."):
+        node = node.get(part, {}) if hasattr(node, "get") else {}
+    return node
+
+
+def component_errors(cfg: Config) -> list[str]:
+    """Unknown component names and keys their constructors do not take (TRAINER settings always allowed)."""
+    from .components import component_kwargs
+
+    errors = []
+    source = cfg.source or "the config"
+    for dotted, registry_name in COMPONENT_SECTIONS.items():
+        name = _section(cfg, dotted).get("NAME")
+        if not name:
+            continue
+        try:
+            target = ALL_REGISTRIES[registry_name].get(name)
+        except RegistryError as exc:
+            errors.append(f"{dotted}.NAME: {exc}")
+            continue
+        accepted, open_ended = accepted_keywords(target)
+        if open_ended:
+            continue
+        accepted = {a.lower() for a in accepted}
+        if dotted == "TRAINER":
+            accepted |= set(TrainerSettings.__dataclass_fields__)
+        options = sorted(a.upper() for a in accepted - RUNTIME_ARGUMENTS)
+        for key in component_kwargs(cfg, dotted, target):
+            if key.lower() not in accepted:
+                full = f"{dotted}.{key.upper()}"
+                where = "the command-line overrides" if full in cfg.override_keys else source
+                hint = did_you_mean(key.upper(), options).replace("'", "").replace("mean ", f"mean {dotted}.")
+                errors.append(f"Unknown key {full} in {where}{hint} ({name} accepts: {', '.join(options)})")
+    return errors
+
+
+def optimization_errors(settings: TrainerSettings) -> list[str]:
+    """Optimizer, scheduler and loss: registered names, keywords they take, values torch accepts."""
+    import torch
+
+    from .optim import build_loss, build_optimizer, build_scheduler
+
+    probe = torch.nn.Linear(2, 2)  # a throw-away model: torch checks the values as it would in the run
+    try:
+        optimizer = build_optimizer(probe, settings.optimizer_class, settings.optimizer_kwargs)
+    except (TrainLabError, ValueError, TypeError, RuntimeError) as exc:
+        return [f"TRAINER.OPTIMIZER_KWARGS / OPTIMIZER_CLASS: {_one_line(exc)}"] + _loss_errors(settings, build_loss)
+    errors = []
+    if any(group["lr"] <= 0 for group in optimizer.param_groups if isinstance(group.get("lr"), (int, float))):
+        errors.append(f"TRAINER.OPTIMIZER_KWARGS.LR must be > 0, got {optimizer.param_groups[0]['lr']} — "
+                      f"a run at learning rate 0 trains nothing")
+    try:
+        build_scheduler(optimizer, settings.scheduler_class or None, settings.scheduler_kwargs, steps_per_epoch=10,
+                        epochs=settings.epochs, max_steps=settings.max_steps, warmup_steps=settings.warmup_steps,
+                        warmup_ratio=settings.warmup_ratio)
+    except (TrainLabError, ValueError, TypeError, RuntimeError) as exc:
+        errors.append(f"TRAINER.SCHEDULER_KWARGS / SCHEDULER_CLASS: {_one_line(exc)}")
+    return errors + _loss_errors(settings, build_loss)
+
+
+def _loss_errors(settings: TrainerSettings, build_loss: Any) -> list[str]:
+    try:
+        build_loss(settings.loss_fn or None, settings.loss_kwargs)
+    except (TrainLabError, ValueError, TypeError, RuntimeError) as exc:
+        return [f"TRAINER.LOSS_FN / LOSS_KWARGS: {_one_line(exc)}"]
+    return []
+
+
+def strategy_errors(settings: TrainerSettings) -> list[str]:
+    """A registered strategy, and a device and precision this machine has."""
+    import torch
+
+    errors = []
+    if settings.strategy != "auto" and not STRATEGIES.exists(settings.strategy):
+        errors.append(f"TRAINER.STRATEGY {settings.strategy!r} is not a strategy{did_you_mean(settings.strategy, STRATEGIES.names())}; "
+                      f"choose auto or one of: {', '.join(sorted(n for n in STRATEGIES.names() if n.islower()))}")
+    cuda = torch.cuda.is_available()
+    if settings.device == "cuda" and not cuda:
+        errors.append("TRAINER.DEVICE is cuda but no CUDA device is visible; set TRAINER.DEVICE auto or cpu")
+    if settings.precision == "fp16" and (settings.device == "cpu" or not cuda):
+        errors.append("TRAINER.PRECISION fp16 needs a CUDA device; use bf16 (works on CPU) or fp32")
+    return errors
+
+
+def hook_errors(settings: TrainerSettings) -> list[str]:
+    errors = []
+    for spec in settings.hooks:
+        name = spec.get("NAME", spec.get("name"))
+        try:
+            target = HOOKS.get(name)
+            match_keywords(target, {k: v for k, v in spec.items() if k not in ("NAME", "name")}, f"TRAINER.HOOKS {name}")
+        except RegistryError as exc:
+            errors.append(f"TRAINER.HOOKS: {exc}")
+    return errors
+
+
+def _one_line(exc: BaseException) -> str:
+    return " ".join(str(exc).split())
+
+
+__all__ = ["check_components", "component_errors", "hook_errors", "optimization_errors", "prepare_config", "strategy_errors"]

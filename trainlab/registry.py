@@ -305,7 +305,7 @@ def match_keywords(target: Any, options: Mapping[str, Any], where: str) -> dict[
         elif open_ended:
             matched[str(key).lower()] = value
         else:
-            unknown.append(str(key).lower())
+            unknown.append(str(key))
     if unknown:
         problems = [f"'{key}'{did_you_mean(key, accepted)}" for key in unknown]
         raise RegistryError(
@@ -326,7 +326,7 @@ def build(spec: Mapping[str, Any], registry: Registry, *args: Any, where: str | 
         raise RegistryError(f"the {registry.name} config has no NAME; set NAME to one of: {', '.join(registry.names())}")
     target = registry.get(spec[name_key])
     where = where or f"the {registry.name} config of '{spec[name_key]}'"
-    options = match_keywords(target, {k: v for k, v in spec.items() if k != name_key}, where)
+    options = match_keywords(target, {str(k).lower(): v for k, v in spec.items() if k != name_key}, where)
     accepted, open_ended = accepted_keywords(target)
     options.update({key: value for key, value in runtime.items() if open_ended or key in accepted})
     return target(*args, **options)

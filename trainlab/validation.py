@@ -10,7 +10,7 @@ from collections.abc import Iterable, Sequence
 from typing import Any
 
 from .config import COMPONENT_SECTIONS, Config, load_config
-from .config.settings import TrainerSettings
+from .config.settings import TRAINER_DEFAULTS, TrainerSettings
 from .errors import ConfigError, RegistryError, TrainLabError, did_you_mean
 from .registries import ALL_REGISTRIES, HOOKS, STRATEGIES
 from .registry import accepted_keywords, match_keywords
@@ -25,23 +25,26 @@ def prepare_config(path: str, overrides: Sequence[str] = (), imports: Iterable[s
     from .components import import_config_modules, import_modules
 
     import_modules(imports)
-    cfg = load_config(path, overrides)
+    errors: list[str] = []
+    cfg = load_config(path, overrides, errors=errors)
     import_config_modules(cfg)
-    check_components(cfg)
+    check_components(cfg, errors)
     return cfg
 
 
-def check_components(cfg: Config) -> None:
-    """Every named component exists and accepts its section's keys, and the TRAINER settings hold; one error."""
+def check_components(cfg: Config, errors: list[str] | None = None) -> None:
+    """Every named component exists and accepts its section's keys, and the TRAINER settings hold; raises one
+    ConfigError with these problems and ``errors`` found before."""
     from .components import trainer_settings
 
-    errors = component_errors(cfg)
+    errors = [*(errors or []), *component_errors(cfg)]
     try:
         settings = trainer_settings(cfg)
-    except ConfigError as exc:
-        errors += [line for line in str(exc).splitlines() if line not in errors]
-    else:
-        errors += optimization_errors(settings) + strategy_errors(settings) + hook_errors(settings)
+    except ConfigError as exc:  # reported; go on checking the rest as the config has it
+        errors += str(exc).splitlines()
+        values = {k.lower(): v for k, v in cfg.TRAINER.to_dict().items() if k.lower() in TRAINER_DEFAULTS}
+        settings = TrainerSettings(**{**TRAINER_DEFAULTS, **values})
+    errors += optimization_errors(settings) + strategy_errors(settings) + hook_errors(settings)
     if errors:
         raise ConfigError("\n".join(dict.fromkeys(errors)))
 
@@ -55,7 +58,7 @@ def _section(cfg: Any, dotted: str) -> Any:
 
 def component_errors(cfg: Config) -> list[str]:
     """Unknown component names and keys their constructors do not take (TRAINER settings always allowed)."""
-    from .components import component_kwargs
+    from .components import component_kwargs, takes_prototype_config
 
     errors = []
     source = cfg.source or "the config"
@@ -69,7 +72,7 @@ def component_errors(cfg: Config) -> list[str]:
             errors.append(f"{dotted}.NAME: {exc}")
             continue
         accepted, open_ended = accepted_keywords(target)
-        if open_ended:
+        if open_ended or (dotted == "MODEL" and takes_prototype_config(target)):  # config_args are free-form
             continue
         accepted = {a.lower() for a in accepted}
         if dotted == "TRAINER":
@@ -89,31 +92,43 @@ def optimization_errors(settings: TrainerSettings) -> list[str]:
     import torch
 
     from .optim import build_loss, build_optimizer, build_scheduler
+    from .registries import LOSSES, OPTIMIZERS, SCHEDULERS
 
-    probe = torch.nn.Linear(2, 2)  # a throw-away model: torch checks the values as it would in the run
-    try:
-        optimizer = build_optimizer(probe, settings.optimizer_class, settings.optimizer_kwargs)
-    except (TrainLabError, ValueError, TypeError, RuntimeError) as exc:
-        return [f"TRAINER.OPTIMIZER_KWARGS / OPTIMIZER_CLASS: {_one_line(exc)}"] + _loss_errors(settings, build_loss)
     errors = []
-    if any(group["lr"] <= 0 for group in optimizer.param_groups if isinstance(group.get("lr"), (int, float))):
+    probe = torch.nn.Linear(2, 2)  # a throw-away model: torch checks the values as it would in the run
+    optimizer = None
+    if _known(OPTIMIZERS, settings.optimizer_class, "OPTIMIZER_CLASS", errors):
+        optimizer = _attempt(lambda: build_optimizer(probe, settings.optimizer_class, settings.optimizer_kwargs),
+                             "OPTIMIZER_KWARGS", errors)
+    if optimizer is not None and any(group["lr"] <= 0 for group in optimizer.param_groups):
         errors.append(f"TRAINER.OPTIMIZER_KWARGS.LR must be > 0, got {optimizer.param_groups[0]['lr']} — "
                       f"a run at learning rate 0 trains nothing")
-    try:
-        build_scheduler(optimizer, settings.scheduler_class or None, settings.scheduler_kwargs, steps_per_epoch=10,
-                        epochs=settings.epochs, max_steps=settings.max_steps, warmup_steps=settings.warmup_steps,
-                        warmup_ratio=settings.warmup_ratio)
-    except (TrainLabError, ValueError, TypeError, RuntimeError) as exc:
-        errors.append(f"TRAINER.SCHEDULER_KWARGS / SCHEDULER_CLASS: {_one_line(exc)}")
-    return errors + _loss_errors(settings, build_loss)
+    if settings.scheduler_class and _known(SCHEDULERS, settings.scheduler_class, "SCHEDULER_CLASS", errors):
+        optimizer = optimizer or torch.optim.SGD(probe.parameters(), lr=0.1)
+        _attempt(lambda: build_scheduler(optimizer, settings.scheduler_class, settings.scheduler_kwargs, steps_per_epoch=10,
+                                         epochs=settings.epochs, max_steps=settings.max_steps,
+                                         warmup_steps=settings.warmup_steps, warmup_ratio=settings.warmup_ratio),
+                 "SCHEDULER_KWARGS", errors)
+    if settings.loss_fn and _known(LOSSES, settings.loss_fn, "LOSS_FN", errors):
+        _attempt(lambda: build_loss(settings.loss_fn, settings.loss_kwargs), "LOSS_KWARGS", errors)
+    return errors
 
 
-def _loss_errors(settings: TrainerSettings, build_loss: Any) -> list[str]:
+def _known(registry: Any, name: str, key: str, errors: list[str]) -> bool:
     try:
-        build_loss(settings.loss_fn or None, settings.loss_kwargs)
+        registry.get(name)
+    except RegistryError as exc:
+        errors.append(f"TRAINER.{key}: {_one_line(exc)}")
+        return False
+    return True
+
+
+def _attempt(make: Any, key: str, errors: list[str]) -> Any:
+    try:
+        return make()
     except (TrainLabError, ValueError, TypeError, RuntimeError) as exc:
-        return [f"TRAINER.LOSS_FN / LOSS_KWARGS: {_one_line(exc)}"]
-    return []
+        errors.append(f"TRAINER.{key}: {_one_line(exc)}")
+        return None
 
 
 def strategy_errors(settings: TrainerSettings) -> list[str]:

@@ -82,12 +82,15 @@ def _unwrap(value: Any) -> Any:
     return value
 
 
-def load_config(path: str | os.PathLike, overrides: Sequence[str] = (), *, resolve: bool = True) -> Config:
+def load_config(path: str | os.PathLike, overrides: Sequence[str] = (), *, resolve: bool = True,
+                errors: list[str] | None = None) -> Config:
     """Read ``path`` (with its ``_BASE_`` chain) over the defaults, apply ``overrides``, validate.
 
     ``overrides`` are ``KEY VALUE`` pairs or ``KEY=VALUE`` items, e.g. ``["TRAINER.EPOCHS", "3"]``.
-    All problems found are reported together in one :class:`ConfigError`.
+    All problems found are reported together in one :class:`ConfigError` — or appended to ``errors`` when a
+    list is given, so a caller that checks more can report everything at once.
     """
+    collect = errors
     path = Path(path)
     user = _read_with_bases(path, chain=())
     merged = _deep_merge(copy.deepcopy(DEFAULTS), user)
@@ -96,13 +99,25 @@ def load_config(path: str | os.PathLike, overrides: Sequence[str] = (), *, resol
         error = _apply_override(merged, key, value)
         if error:
             errors.append(error)
-    if errors:
+    errors += _settings_errors(merged.get("TRAINER", {}), errors)
+    if collect is not None:
+        collect.extend(errors)
+    elif errors:
         raise ConfigError("\n".join(errors) if len(errors) > 1 else errors[0])
     if resolve:
         merged = _resolve_values(merged)
     config = Config(merged, source=str(path))
     config.__dict__["override_keys"] = frozenset(key for key, _ in parse_overrides(overrides))
     return config
+
+
+def _settings_errors(trainer: Mapping[str, Any], errors: list[str]) -> list[str]:
+    """Choice and range problems of the TRAINER settings whose type was right (wrong types are reported already)."""
+    from .settings import TRAINER_DEFAULTS, settings_errors
+
+    reported = {error.split()[0] for error in errors}
+    values = {k.lower(): v for k, v in trainer.items() if k.lower() in TRAINER_DEFAULTS and f"TRAINER.{k}" not in reported}
+    return settings_errors(values)
 
 
 def _read_with_bases(path: Path, chain: tuple[Path, ...]) -> dict[str, Any]:

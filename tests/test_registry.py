@@ -290,7 +290,7 @@ def run_python(script: str) -> subprocess.CompletedProcess:
     """Run ``script`` in a fresh interpreter, so the global registries start as a user's process does."""
     return subprocess.run(
         [sys.executable, "-c", textwrap.dedent(script)], capture_output=True, text=True, timeout=120,
-        env={**os.environ, "OMP_NUM_THREADS": "1"},
+        env={**os.environ, "OMP_NUM_THREADS": "1"}, check=False,
     )
 
 

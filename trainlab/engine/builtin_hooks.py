@@ -5,6 +5,8 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import TYPE_CHECKING
 
+import torch
+
 from ..registries import HOOKS
 from . import distributed
 from .hooks import Hook
@@ -68,10 +70,16 @@ class CheckpointHook(Hook):
             return
         self._save(trainer)
         best = trainer.checkpointer.best_checkpoint()
-        if best is not None:
+        # Every rank must agree: a trainer may have changed its model after the best step (a prototype LoRA
+        # trainer merges its adapters on rank 0 at the last epoch), and then the model is exported as it is.
+        fits = best is not None and trainer.checkpointer.fits(best)
+        if best is not None and distributed.all_reduce_min(torch.tensor(float(fits), device=trainer.device)).item() == 1.0:
             trainer.strategy.load_checkpoint_weights(best)
             trainer.logger.info("loaded the best checkpoint %s (%s = %.4g)", best.name, trainer.settings.monitor,
                                 trainer.checkpointer.best_value)
+        elif best is not None:
+            trainer.logger.warning("the model changed after the best checkpoint %s was written (e.g. adapters merged by "
+                                   "the trainer): exporting the model as it is now", best.name)
         target = trainer.strategy.export(trainer.run_dir, trainer.settings.output_filename)
         distributed.barrier()
         trainer.logger.info("saved the final model to %s", target.parent)

@@ -219,6 +219,11 @@ class Checkpointer:
         if problems:
             raise ConfigError(f"cannot resume from {path}: " + " | ".join(problems) + ". Start a new run (TRAINER.RESUME '') or restore the old config.")
 
+    def fits(self, path: Path) -> bool:
+        """Whether the model in this process has the parameters (names and shapes) saved at ``path``."""
+        saved = (read_meta(path) or {}).get("parameter_shapes")
+        return saved is None or saved == self.strategy.parameter_shapes()
+
     def load_weights(self, path: str) -> tuple[Path, list[str], list[str]]:
         """LOAD_FROM: the model weights (only) of a checkpoint directory or .safetensors file."""
         target = Path(path)

@@ -26,6 +26,6 @@ def test_an_unknown_strategy_is_refused_before_anything_starts(blobs, tmp_path):
 
 
 def test_ddp_named_for_one_process_says_how_to_get_several(blobs):
-    proc, run_dir = blobs("TRAINER.STRATEGY", "ddp")
+    proc, _ = blobs("TRAINER.STRATEGY", "ddp")
     assert proc.returncode == 2, proc.stderr
     assert "TRAINER.STRATEGY ddp" in proc.stderr and "--nproc" in proc.stderr

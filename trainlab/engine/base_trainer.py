@@ -19,13 +19,13 @@ from torch.utils.data import DataLoader, Dataset
 
 from ..config.settings import TRAINER_DEFAULTS, TrainerSettings
 from ..errors import ConfigError
+from ..optim.schedulers import ScheduledLR
 from ..registries import TRAINERS
 from . import distributed, loop, prototype
 from .checkpoint import Checkpointer, find_resume_checkpoint, rng_state, set_rng_state
 from .context import RunContext
-from .data import build_loader
 from .hooks import Hook
-from .logging import MetricsWriter, ProgressBar, get_logger, setup_logger
+from .logging import MetricsWriter, get_logger, setup_logger
 from .setup import build_hooks, install_interrupt_handlers, make_run_dir, seed_everything
 from .strategies import Strategy, build_strategy, resolve_device
 
@@ -45,7 +45,7 @@ def building_with(settings: TrainerSettings) -> Iterator[None]:
 
 
 @TRAINERS.register_module()
-class BaseTrainer:
+class BaseTrainer(prototype.PrototypeHelpers):
     """Trains ``model`` with the TRAINER settings (see ``trainlab.config.defaults``).
 
     Subclasses override what is theirs: ``train_step`` / ``eval_step`` (one batch), or the prototype's
@@ -65,9 +65,8 @@ class BaseTrainer:
         self.context: RunContext | None = None
         self.strategy: Strategy | None = None
         self.optimizer: torch.optim.Optimizer | None = None
-        self.lr_scheduler: Any = None  # the schedule the engine steps
-        self.scheduler: Any = None  # the same, as the trainer's own code sees it (its step() is the engine's job)
-        self.scheduler_interval = "step"  # step | epoch | metric
+        self.schedule: ScheduledLR | None = None  # the LR schedule and when the engine steps it
+        self.scheduler: Any = None  # its scheduler as the trainer's own code sees it (step() is the engine's job)
         self.loss_fn: nn.Module | None = None
         self.hooks: list[Hook] = []
         self.checkpointer: Checkpointer | None = None
@@ -197,6 +196,10 @@ class BaseTrainer:
             return loop.evaluate(self, data_loader, prefix="val")
         return loop.train_batches(self, data_loader, epoch)
 
+    def uses_own_epoch_loop(self) -> bool:
+        """Whether this trainer overrides ``run_one_epoch`` (its loop then calls collectives every batch)."""
+        return type(self).run_one_epoch is not BaseTrainer.run_one_epoch
+
     # ---------------------------------------------------------------- entry points
     def fit(self, train_dataset: Dataset, val_dataset: Dataset | None = None, test_dataset: Dataset | None = None) -> dict[str, float]:
         """Train (and evaluate) in the current process group; returns the last metrics."""
@@ -277,9 +280,8 @@ class BaseTrainer:
             warmup_steps=settings.warmup_steps, warmup_ratio=settings.warmup_ratio,
         )
         if scheduled is not None:
-            self.lr_scheduler = scheduled.scheduler
-            self.scheduler_interval = "metric" if scheduled.monitor else scheduled.interval
-            self.scheduler = prototype.EngineSteppedScheduler(self.lr_scheduler, self._ignored_scheduler_step)
+            self.schedule = scheduled
+            self.scheduler = prototype.EngineSteppedScheduler(scheduled.scheduler, self._ignored_scheduler_step)
         self.optimizer.register_step_post_hook(self._after_optimizer_step)
         self.loss_fn = self.build_loss()
 
@@ -291,24 +293,14 @@ class BaseTrainer:
 
     def _after_optimizer_step(self, optimizer: torch.optim.Optimizer, args: Any, kwargs: Any) -> None:
         self.global_step += 1
-        if self.scheduler_interval == "step":
-            self.step_scheduler("step", {})
+        if self.schedule is not None:
+            self.schedule.advance("step", {}, self.settings.monitor)
 
     def _ignored_scheduler_step(self) -> None:
         if not self._told_scheduler:
             self._told_scheduler = True
             self.logger.info("TrainLab steps the scheduler itself (every optimizer step or epoch, as configured); "
                              "the trainer's own scheduler.step() calls are ignored")
-
-    def step_scheduler(self, when: str, metrics: Mapping[str, float]) -> None:
-        """Advance the schedule at a ``step`` or ``epoch`` boundary, as its interval says."""
-        scheduler = self.lr_scheduler
-        if scheduler is None:
-            return
-        if when == self.scheduler_interval:
-            scheduler.step()
-        elif when == "epoch" and self.scheduler_interval == "metric" and self.settings.monitor in metrics:
-            scheduler.step(metrics[self.settings.monitor])
 
     def restore(self) -> None:
         """Resume a run (RESUME) or only load model weights (LOAD_FROM)."""
@@ -324,14 +316,14 @@ class BaseTrainer:
     def state_dict(self) -> dict[str, Any]:
         """The loop's state for a checkpoint (the strategy adds the model's and the optimizer's); collective."""
         return {
-            "scheduler": self.lr_scheduler.state_dict() if self.lr_scheduler is not None else None,
+            "scheduler": self.schedule.scheduler.state_dict() if self.schedule is not None else None,
             "global_step": self.global_step, "epoch": self.epoch, "batch_in_epoch": self.batch_in_epoch,
             "rng": distributed.all_gather_objects(rng_state()),
         }
 
     def load_state_dict(self, state: Mapping[str, Any]) -> None:
-        if self.lr_scheduler is not None and state.get("scheduler") is not None:
-            self.lr_scheduler.load_state_dict(state["scheduler"])
+        if self.schedule is not None and state.get("scheduler") is not None:
+            self.schedule.scheduler.load_state_dict(state["scheduler"])
         self.global_step, self.epoch, self.batch_in_epoch = state["global_step"], state["epoch"], state["batch_in_epoch"]
         set_rng_state(state["rng"][self.rank])
 
@@ -347,74 +339,6 @@ class BaseTrainer:
             return False
         self.interrupt_signal = signum
         self.logger.warning("got %s: saving a checkpoint at the next step, then stopping", signal.Signals(signum).name)
-        return True
-
-    def loss_is_finite(self, loss: torch.Tensor) -> bool:
-        """Agree across ranks whether ``loss`` is finite (and whether a rank was interrupted), in one collective.
-
-        A non-finite loss stops the run or skips the step (TRAINER.NONFINITE_LOSS).
-        """
-        flags = torch.stack([torch.isfinite(loss.detach()).all().float().cpu(), torch.tensor(float(self.interrupt_signal is None))])
-        finite, not_interrupted = distributed.all_reduce_min(flags.to(self.device)).tolist()
-        self.interrupted = not_interrupted == 0.0
-        if finite == 1.0:
-            return True
-        where = f"epoch {self.epoch + 1}, batch {self.batch_in_epoch}, after optimizer step {self.global_step}"
-        if self.settings.nonfinite_loss == "skip":
-            self.logger.warning("non-finite loss at %s: step skipped", where)
-            return False
-        raise FloatingPointError(f"non-finite loss at {where}; the last checkpoint is intact. "
-                                 f"Lower the learning rate, check the data, or set TRAINER.NONFINITE_LOSS skip")
-
-    # ---------------------------------------------------------------- prototype helpers
-    def reduce_value(self, value: torch.Tensor, average: bool = True) -> torch.Tensor:
-        """Sum or average ``value`` over all processes."""
-        return distributed.reduce_value(value, average)
-
-    def prepare_dataloader(self, dataset: Dataset, *args: Any, **kwargs: Any) -> DataLoader:
-        """A loader sharded over ranks: ``(dataset, batch_size, collate_fn=None, train=True)`` or the prototype's
-        ``(dataset, rank, world_size, batch_size=8, collate_fn=None, shuffle=True)``.
-
-        Training order is shuffled and resumable. Evaluation counts each sample once — except for a trainer
-        that overrides ``run_one_epoch``: its loop calls collectives every batch, so every rank gets the same
-        number of batches (padded as the prototype's DistributedSampler did).
-        """
-        batch_size, collate_fn, train = prototype.dataloader_arguments(args, kwargs)
-        own_loop = type(self).run_one_epoch is not BaseTrainer.run_one_epoch
-        return build_loader(
-            dataset, batch_size, train=train, rank=self.rank, world_size=self.world_size, seed=self.settings.seed,
-            collate_fn=collate_fn, num_workers=self.settings.num_workers, group_by_length=self.settings.group_by_length,
-            pin_memory=self.device.type == "cuda", equal_batches=own_loop,
-        )
-
-    def wrap_dataloader_with_tqdm(self, rank: int, data_loader: DataLoader, epoch: int, train_model: bool = True) -> ProgressBar:
-        """A progress bar over ``data_loader`` on rank 0 (periodic log lines when not on a terminal)."""
-        desc = f"epoch {epoch}/{self.settings.epochs} {'train' if train_model else 'eval'}"
-        return ProgressBar(data_loader, len(data_loader), desc, rank, self.settings.log_every_steps if train_model else 10**9)
-
-    def save_best_model(self, epoch: int, avg_loss_epoch: float, train: bool = False) -> bool:
-        """The prototype's helper: keep the weights when ``avg_loss_epoch`` is the lowest validation loss so far.
-
-        Does nothing while training. Safe on any subset of ranks (rank 0 alone included): no collective. Rank 0 writes
-        ``RUN_DIR/{OUTPUT_FILENAME}_epoch_{N}.pt`` (``model_state_dict``, ``optimizer_state_dict``), replacing the
-        previous best, and keeps ``file_path``, ``epoch_best_model`` and ``eval_loss``; the engine then marks the
-        step's checkpoint best by this loss (MONITOR val/loss).
-        """
-        if train or not self.settings.save:
-            return False
-        loss = float(avg_loss_epoch)
-        self.reported_val_loss = loss
-        if not loss < self.eval_loss:
-            return False
-        path = prototype.best_weights_file(self.run_dir, self.settings.output_filename, epoch)
-        state = self.strategy.local_model_state_dict() if self.rank == 0 else None  # one writer, whoever calls
-        if state is not None:
-            optimizer_state = self.optimizer.state_dict() if self.optimizer is not None else None
-            prototype.write_best_weights(path, state, optimizer_state)
-            if self.file_path is not None and Path(self.file_path) != path:
-                Path(self.file_path).unlink(missing_ok=True)
-        self.file_path = str(path)
-        self.eval_loss, self.epoch_best_model = loss, epoch
         return True
 
     def log_metrics(self, metrics: Mapping[str, float]) -> None:

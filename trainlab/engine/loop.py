@@ -60,7 +60,8 @@ def run_epoch(trainer: BaseTrainer, train_loader: DataLoader, val_loader: DataLo
         metrics.update(validate(trainer, val_loader, epoch))
     trainer.batch_in_epoch = 0
     trainer.epoch = epoch
-    trainer.step_scheduler("epoch", metrics)
+    if trainer.schedule is not None:
+        trainer.schedule.advance("epoch", metrics, settings.monitor)
     call_hooks(trainer.hooks, "after_epoch", trainer, epoch - 1, metrics)
 
 
@@ -156,7 +157,7 @@ def train_on_batch(trainer: BaseTrainer, batch: Any, sync: bool) -> torch.Tensor
         loss = trainer.train_step(batch)
         if isinstance(loss, Mapping):
             loss = loss["loss"]
-    if not trainer.loss_is_finite(loss):
+    if not loss_is_finite(trainer, loss):
         strategy.optimizer.zero_grad(set_to_none=True)
         trainer.accumulated_loss = 0.0
         return None
@@ -167,6 +168,24 @@ def train_on_batch(trainer: BaseTrainer, batch: Any, sync: bool) -> torch.Tensor
     strategy.optimizer_step(trainer.settings.max_grad_norm)  # the optimizer's step hook counts it
     step_loss, trainer.accumulated_loss = trainer.accumulated_loss, 0.0
     return step_loss
+
+
+def loss_is_finite(trainer: BaseTrainer, loss: torch.Tensor) -> bool:
+    """Agree across ranks whether ``loss`` is finite (and whether a rank was interrupted), in one collective.
+
+    A non-finite loss stops the run or skips the step (TRAINER.NONFINITE_LOSS).
+    """
+    flags = torch.stack([torch.isfinite(loss.detach()).all().float().cpu(), torch.tensor(float(trainer.interrupt_signal is None))])
+    finite, not_interrupted = distributed.all_reduce_min(flags.to(trainer.device)).tolist()
+    trainer.interrupted = not_interrupted == 0.0
+    if finite == 1.0:
+        return True
+    where = f"epoch {trainer.epoch + 1}, batch {trainer.batch_in_epoch}, after optimizer step {trainer.global_step}"
+    if trainer.settings.nonfinite_loss == "skip":
+        trainer.logger.warning("non-finite loss at %s: step skipped", where)
+        return False
+    raise FloatingPointError(f"non-finite loss at {where}; the last checkpoint is intact. "
+                             f"Lower the learning rate, check the data, or set TRAINER.NONFINITE_LOSS skip")
 
 
 @torch.no_grad()
@@ -197,4 +216,4 @@ def evaluate(trainer: BaseTrainer, data_loader: DataLoader, prefix: str) -> dict
     return result
 
 
-__all__ = ["LogWindow", "epoch_metrics", "evaluate", "fit", "run_epoch", "train_batches", "train_on_batch", "validate"]
+__all__ = ["LogWindow", "epoch_metrics", "evaluate", "fit", "loss_is_finite", "run_epoch", "train_batches", "train_on_batch", "validate"]

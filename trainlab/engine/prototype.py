@@ -14,6 +14,11 @@ from pathlib import Path
 from typing import Any
 
 import torch
+from torch.utils.data import DataLoader, Dataset
+
+from . import distributed
+from .data import build_loader
+from .logging import ProgressBar
 
 POSITIONAL_SETTINGS = ("log_queue", "project_name", "loss_fn", "epochs", "optimizer_class", "optimizer_kwargs",
                        "scheduler_class", "scheduler_kwargs", "save", "output_dir", "output_filename")
@@ -72,7 +77,6 @@ def write_best_weights(path: Path, model_state: dict[str, torch.Tensor], optimiz
     tmp.replace(path)
 
 
-__all__ = ["best_weights_file", "dataloader_arguments", "positional_arguments", "write_best_weights"]
 
 
 class EngineSteppedScheduler:
@@ -92,3 +96,64 @@ class EngineSteppedScheduler:
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self.__dict__["scheduler"], name)
+
+
+class PrototypeHelpers:
+    """The helpers prototype trainers call from their own ``run_one_epoch`` (mixed into BaseTrainer).
+
+    None of them contains a collective that only some ranks reach.
+    """
+
+    def reduce_value(self, value: torch.Tensor, average: bool = True) -> torch.Tensor:
+        """Sum or average ``value`` over all processes."""
+        return distributed.reduce_value(value, average)
+
+    def prepare_dataloader(self, dataset: Dataset, *args: Any, **kwargs: Any) -> DataLoader:
+        """A loader sharded over ranks: ``(dataset, batch_size, collate_fn=None, train=True)`` or the prototype's
+        ``(dataset, rank, world_size, batch_size=8, collate_fn=None, shuffle=True)``.
+
+        Training order is shuffled and resumable. Evaluation counts each sample once — except for a trainer
+        that overrides ``run_one_epoch``: its loop calls collectives every batch, so every rank gets the same
+        number of batches (padded as the prototype's DistributedSampler did).
+        """
+        batch_size, collate_fn, train = dataloader_arguments(args, kwargs)
+        own_loop = self.uses_own_epoch_loop()
+        return build_loader(
+            dataset, batch_size, train=train, rank=self.rank, world_size=self.world_size, seed=self.settings.seed,
+            collate_fn=collate_fn, num_workers=self.settings.num_workers, group_by_length=self.settings.group_by_length,
+            pin_memory=self.device.type == "cuda", equal_batches=own_loop,
+        )
+
+    def wrap_dataloader_with_tqdm(self, rank: int, data_loader: DataLoader, epoch: int, train_model: bool = True) -> ProgressBar:
+        """A progress bar over ``data_loader`` on rank 0 (periodic log lines when not on a terminal)."""
+        desc = f"epoch {epoch}/{self.settings.epochs} {'train' if train_model else 'eval'}"
+        return ProgressBar(data_loader, len(data_loader), desc, rank, self.settings.log_every_steps if train_model else 10**9)
+
+    def save_best_model(self, epoch: int, avg_loss_epoch: float, train: bool = False) -> bool:
+        """The prototype's helper: keep the weights when ``avg_loss_epoch`` is the lowest validation loss so far.
+
+        Does nothing while training. Safe on any subset of ranks (rank 0 alone included): no collective. Rank 0 writes
+        ``RUN_DIR/{OUTPUT_FILENAME}_epoch_{N}.pt`` (``model_state_dict``, ``optimizer_state_dict``), replacing the
+        previous best, and keeps ``file_path``, ``epoch_best_model`` and ``eval_loss``; the engine then marks the
+        step's checkpoint best by this loss (MONITOR val/loss).
+        """
+        if train or not self.settings.save:
+            return False
+        loss = float(avg_loss_epoch)
+        self.reported_val_loss = loss
+        if not loss < self.eval_loss:
+            return False
+        path = best_weights_file(self.run_dir, self.settings.output_filename, epoch)
+        state = self.strategy.local_model_state_dict() if self.rank == 0 else None  # one writer, whoever calls
+        if state is not None:
+            optimizer_state = self.optimizer.state_dict() if self.optimizer is not None else None
+            write_best_weights(path, state, optimizer_state)
+            if self.file_path is not None and Path(self.file_path) != path:
+                Path(self.file_path).unlink(missing_ok=True)
+        self.file_path = str(path)
+        self.eval_loss, self.epoch_best_model = loss, epoch
+        return True
+
+
+__all__ = ["EngineSteppedScheduler", "PrototypeHelpers", "best_weights_file", "dataloader_arguments", "positional_arguments",
+           "write_best_weights"]

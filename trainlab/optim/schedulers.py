@@ -40,6 +40,15 @@ class ScheduledLR:
     interval: Interval
     monitor: bool = False
 
+    def advance(self, boundary: Literal["step", "epoch"], metrics: Mapping[str, float], monitor: str) -> None:
+        """Step at an optimizer-step or epoch ``boundary`` when that is this schedule's interval; a monitoring
+        schedule steps after an epoch whose ``metrics`` hold ``monitor``."""
+        if self.monitor:
+            if boundary == "epoch" and monitor in metrics:
+                self.scheduler.step(metrics[monitor])
+        elif boundary == self.interval:
+            self.scheduler.step()
+
     def step(self, metric: float | None = None) -> None:
         """Advance the schedule once; a monitoring scheduler needs the monitored metric's value."""
         if not self.monitor:

@@ -54,22 +54,18 @@ def cmd_train(args: argparse.Namespace) -> int:
     overrides = _overrides(args)
     if args.resume is not None:
         overrides += ["TRAINER.RESUME", args.resume or "auto"]
-    prepare_config(args.config, overrides, args.imports)  # user errors surface here, once, before any process starts
     options = LaunchOptions(
-        args.nproc,
-        args.gpus,
-        args.nnodes,
-        args.node_rank,
-        args.master_addr,
-        args.master_port,
-        args.rdzv_endpoint,
-    ).resolve()
+        args.nproc, args.gpus, args.nnodes, args.node_rank, args.master_addr, args.master_port, args.rdzv_endpoint,
+        args.rdzv_id,
+    ).resolve()  # launch options first: they are checked in a moment, the config takes seconds
+    cfg = prepare_config(args.config, overrides, args.imports)  # user errors surface here, once, before any process starts
     module_args = [args.config, *overrides, *[arg for module in args.imports for arg in ("--import", module)]]
     module_args += ["--debug"] if args.debug else []
-    if not options.distributed:
-        from .train import main as train_main
+    if not options.distributed:  # this process trains: the config is loaded and checked once
+        from ..components import run_training
+        from .train import run_guarded
 
-        return train_main(module_args)
+        return run_guarded(lambda: run_training(cfg), args.debug)
     return launch(options, module_args)
 
 
@@ -159,6 +155,7 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument(
         "--rdzv-endpoint", help="host:port of a c10d rendezvous (instead of --master-addr/--master-port)"
     )
+    train.add_argument("--rdzv-id", help="rendezvous id shared by every node (default: $SLURM_JOB_ID, else 'trainlab')")
     train.add_argument(
         "--resume", nargs="?", const="auto", help="continue the latest run (or the given checkpoint)"
     )

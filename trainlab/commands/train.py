@@ -7,6 +7,7 @@ import os
 import re
 import sys
 import traceback
+from collections.abc import Callable
 
 from ..errors import TrainLabError
 
@@ -33,6 +34,19 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
+
+    def job() -> None:
+        from ..components import run_training
+        from ..validation import prepare_config
+
+        run_training(prepare_config(args.config, args.overrides, args.imports))
+
+    return run_guarded(job, args.debug)
+
+
+def run_guarded(job: Callable[[], object], debug: bool = False) -> int:
+    """Run ``job`` (this process's part of a training run) and turn its failure into one clear line and an exit
+    code: 2 for the user's mistakes, 1 for failures, 130 for an interruption; the traceback only with ``debug``."""
     from ..engine import distributed
 
     os.environ.update(distributed.slurm_environment())  # an srun task: its rank is known from here on
@@ -44,13 +58,9 @@ def main(argv: list[str] | None = None) -> int:
         torch.set_num_threads(max(1, int(os.environ.get("OMP_NUM_THREADS", "1"))))
     prefix = f"trainlab: error{f' (rank {rank})' if world_size > 1 else ''}: "
     try:
-        from ..components import import_modules, run_training
-        from ..config import load_config
-
-        import_modules(args.imports)
-        run_training(load_config(args.config, args.overrides))
+        job()
     except TrainLabError as exc:
-        if args.debug:
+        if debug:
             traceback.print_exc()
         print(f"{prefix}{exc}", file=sys.stderr)
         return EXIT_USER_ERROR
@@ -59,7 +69,7 @@ def main(argv: list[str] | None = None) -> int:
             print(f"trainlab: {exc or 'interrupted'}", file=sys.stderr)
         return EXIT_INTERRUPTED
     except Exception as exc:  # noqa: BLE001 — the last stop: one clear line where we can explain the failure
-        if args.debug:
+        if debug:
             traceback.print_exc()
         timed_out = distributed.timeout_message(exc)
         if timed_out is not None:
@@ -71,7 +81,7 @@ def main(argv: list[str] | None = None) -> int:
             return EXIT_USER_ERROR
         if world_size > 1 and _is_peer_failure(exc):  # a peer's failure surfaces as a broken connection
             print(f"trainlab: rank {rank} stopped: another process failed", file=sys.stderr)
-        elif not args.debug:
+        elif not debug:
             traceback.print_exc()
         return EXIT_FAILED
     return 0

@@ -78,7 +78,9 @@ def slurm_environment() -> dict[str, str]:
     """torchrun-style variables derived from a Slurm job step (``srun trainlab train ...``), or {}."""
     if "SLURM_PROCID" not in os.environ or "RANK" in os.environ:
         return {}
-    nodes = expand_slurm_nodelist(os.environ.get("SLURM_STEP_NODELIST") or os.environ.get("SLURM_NODELIST", ""))
+    nodes = expand_slurm_nodelist(
+        os.environ.get("SLURM_STEP_NODELIST") or os.environ.get("SLURM_NODELIST", "")
+    )
     job_id = int(os.environ.get("SLURM_JOB_ID", "0") or 0)
     return {
         "RANK": os.environ["SLURM_PROCID"],
@@ -120,7 +122,7 @@ def init_distributed(device_type: str, timeout_s: float = 1800.0) -> tuple[int, 
     _state.timeout = group_timeout = timedelta(seconds=timeout_s)
     backend = "nccl" if device_type == "cuda" else "gloo"
     if backend == "nccl":
-        torch.cuda.set_device(get_local_rank())
+        torch.cuda.set_device(get_local_rank() % torch.cuda.device_count())
         # On timeout nccl's watchdog aborts the communicators and ends the process (torchrun sets the same;
         # srun does not), so a stuck collective that TrainLab does not wait on (DDP's) cannot hang either.
         os.environ.setdefault("TORCH_NCCL_ASYNC_ERROR_HANDLING", "1")
@@ -274,7 +276,8 @@ def timeout_message(exc: BaseException) -> str | None:
 
 
 def _timeout_text(op: str, helper: str | None, frames: list[traceback.FrameSummary]) -> str:
-    source = ", ".join(part for part in (helper, f"called from {_call_site(frames, helper)}") if part)
+    named = helper if helper != op else None  # barrier() needs no second name
+    source = ", ".join(part for part in (named, f"called from {_call_site(frames, helper)}") if part)
     return (
         f"waited {_state.timeout.total_seconds():g} s in {op} ({source}) for the other processes — a process "
         f"stopped calling collectives or is much slower; look for a collective under a rank-dependent `if`, "
@@ -297,7 +300,7 @@ def user_frame(frames: list[traceback.FrameSummary]) -> traceback.FrameSummary |
     """The innermost frame of code that is neither TrainLab's, torch's nor Python's own (the user's)."""
     for frame in reversed(frames):
         name = frame.filename
-        if name.startswith("<") or _is_trainlab(name) or name.startswith(_TORCH_DIR + os.sep):
+        if name.startswith(("<", _TORCH_DIR + os.sep)) or _is_trainlab(name):
             continue
         if any(name.startswith(d + os.sep) for d in _STDLIB_DIRS) and "site-packages" not in name:
             continue

@@ -14,7 +14,8 @@ if TYPE_CHECKING:
 class Hook:
     """Base class: override the stages you need. Every stage receives the trainer.
 
-    ``priority``: lower runs first (checkpointing must see early stopping's decision, so it runs later).
+    ``priority``: lower runs first (the checkpoint hook, 40, judges an evaluation before early stopping, 60,
+    reads how many evaluations in a row did not improve).
     """
 
     priority = 50

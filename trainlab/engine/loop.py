@@ -4,7 +4,8 @@
 default is ``train_batches`` for training and ``evaluate`` for evaluation. ``train_on_batch`` is one
 micro-batch: forward (the trainer's ``train_step``), backward and, at an accumulation boundary, the
 optimizer step — all through the strategy, so the loop never branches on the backend. Logging, evaluation
-bookkeeping, checkpoints and early stopping are hooks. This is the one module that advances the counters.
+bookkeeping, checkpoints and early stopping are hooks. This module advances the epoch and batch counters; the
+optimizer's step hook (BaseTrainer) counts optimizer steps, including those a prototype-style loop takes.
 """
 
 from __future__ import annotations

@@ -73,6 +73,12 @@ DEFAULTS: dict[str, Any] = {
         # Seconds any process waits in a collective (all-reduce, barrier...) for the others before the run
         # stops with an error naming the rank and what it waited in.
         "TIMEOUT_S": 1800,
+        # STRATEGY fsdp: free each block's gathered parameters after its forward (less memory, one more
+        # all-gather in backward); keep parameter shards, gradients and optimizer state in host memory
+        # (CPU offload); the block classes to shard (default: the HF model's _no_split_modules).
+        "FSDP_RESHARD_AFTER_FORWARD": True,
+        "FSDP_CPU_OFFLOAD": False,
+        "FSDP_LAYER_CLASSES": [],
         # DDP option for models with parameters that get no gradient in some steps.
         "FIND_UNUSED_PARAMETERS": False,
         # Save a checkpoint every N optimizer steps (0: only at the end of each epoch).

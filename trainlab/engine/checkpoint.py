@@ -34,6 +34,7 @@ if TYPE_CHECKING:
 MODEL_FILE = "model.safetensors"
 STATE_FILE = "trainer_state.pt"
 META_FILE = "meta.json"
+SHARDED_DIR = "sharded"  # torch.distributed.checkpoint files of a sharded strategy
 
 
 def rng_state() -> dict[str, Any]:

@@ -108,14 +108,21 @@ class TransformersModelWrapper(nn.Module):
     def forward(self, *args: Any, **batch: Any) -> Any:
         return self.model(*args, **batch)
 
-    def save_pretrained(self, directory: str) -> str:
+    def save_pretrained(self, directory: str, state_dict: dict[str, Any] | None = None) -> str:
         """Save the full model (LoRA / PEFT merged) and its tokenizer / processor in Hugging Face layout.
 
         Plain ``AutoModel*.from_pretrained(directory)`` loads the result; the wrapped model is not changed.
-        Use :meth:`save_adapter` to save only the adapter.
+        ``state_dict``: this wrapper's full state, gathered by a sharded strategy; merged from the tensors
+        rather than from the (sharded) modules. Use :meth:`save_adapter` to save only the adapter.
         """
         with quiet_hf():
-            if self.uses_peft:
+            if state_dict is not None:
+                from trainlab.peft.state_merge import merged_state_dict_from
+
+                inner = {key.removeprefix("model."): value for key, value in state_dict.items() if key.startswith("model.")}
+                base = self.model.get_base_model() if self.uses_peft else self.model
+                base.save_pretrained(directory, state_dict=merged_state_dict_from(self.model, inner))
+            elif self.uses_peft:
                 from trainlab.peft.hf_peft import merge_and_save
 
                 merge_and_save(copy.deepcopy(self.model), directory)

@@ -15,6 +15,7 @@ from ...registry import accepted_keywords
 from .. import distributed
 from .base import PRECISIONS, Strategy, resolve_device
 from .ddp import DDPStrategy
+from .fsdp import FSDPStrategy
 
 
 def strategy_name(requested: str, world_size: int) -> str:
@@ -32,4 +33,4 @@ def build_strategy(settings: Any, device: torch.device, name: str | None = None)
     return target(device=device, **options)
 
 
-__all__ = ["PRECISIONS", "DDPStrategy", "Strategy", "build_strategy", "resolve_device", "strategy_name"]
+__all__ = ["PRECISIONS", "DDPStrategy", "FSDPStrategy", "Strategy", "build_strategy", "resolve_device", "strategy_name"]

@@ -18,7 +18,7 @@ from torch import nn
 from ...errors import ConfigError
 from ...registries import STRATEGIES
 from .. import distributed
-from ..checkpoint import MODEL_FILE, STATE_FILE
+from ..checkpoint import MODEL_FILE, SHARDED_DIR, STATE_FILE
 
 PRECISIONS = {"fp32": None, "bf16": torch.bfloat16, "fp16": torch.float16}
 
@@ -125,33 +125,68 @@ class Strategy:
     def save_checkpoint(self, directory: Path, state: Mapping[str, Any]) -> None:
         """Write the model, optimizer and scaler state plus the engine's ``state`` into ``directory``.
 
-        Called on every rank; here rank 0 writes everything (every rank holds the same replica).
+        Called on every rank; here rank 0 writes everything (every rank holds the same replica). The optimizer
+        state is keyed by parameter names, so any strategy (and any world size) can load it.
         """
+        optimizer_state = self.full_optimizer_state_dict()
         if not distributed.is_main_process():
             return
         from safetensors.torch import save_model
 
         save_model(self.module, str(directory / MODEL_FILE))
-        extra = {"optimizer": self.optimizer.state_dict() if self.optimizer is not None else None,
-                 "scaler": self.scaler.state_dict() if self.scaler is not None else None}
+        extra = {"optimizer": optimizer_state, "scaler": self.scaler.state_dict() if self.scaler is not None else None}
         torch.save({**extra, **state}, directory / STATE_FILE)
 
-    def load_checkpoint(self, directory: Path) -> dict[str, Any]:
-        """Restore the model, optimizer and scaler from ``directory``; returns the engine's state saved with them."""
-        from safetensors.torch import load_model
+    def full_optimizer_state_dict(self) -> dict[str, Any] | None:
+        """The optimizer's whole state keyed by parameter names (collective in sharded subclasses)."""
+        if self.optimizer is None:
+            return None
+        from torch.distributed.checkpoint.state_dict import StateDictOptions, get_optimizer_state_dict
 
-        load_model(self.module, str(directory / MODEL_FILE), device=str(self.device))
+        return get_optimizer_state_dict(self.model, self.optimizer, options=StateDictOptions(full_state_dict=True, cpu_offload=True))
+
+    def load_checkpoint(self, directory: Path) -> dict[str, Any]:
+        """Restore the model, optimizer and scaler from ``directory``, written by this or any other strategy at
+        any world size; returns the engine's state saved with them."""
         state = torch.load(directory / STATE_FILE, map_location="cpu", weights_only=True)
-        optimizer_state, scaler_state = state.pop("optimizer"), state.pop("scaler")
-        if self.optimizer is not None and optimizer_state is not None:
-            self.optimizer.load_state_dict(optimizer_state)
+        optimizer_state, scaler_state = state.pop("optimizer", None), state.pop("scaler", None)
+        if (directory / SHARDED_DIR).is_dir():
+            self._load_sharded(directory / SHARDED_DIR)
+        else:
+            self.load_weights(directory / MODEL_FILE)
+            if self.optimizer is not None and optimizer_state is not None:
+                self._load_full_optimizer_state(optimizer_state)
         if self.scaler is not None and scaler_state is not None:
             self.scaler.load_state_dict(scaler_state)
         return state
 
+    def _load_sharded(self, path: Path) -> None:
+        import torch.distributed.checkpoint as dcp
+        from torch.distributed.checkpoint.state_dict import get_state_dict, set_state_dict
+
+        model_state, optimizer_state = get_state_dict(self.model, self.optimizer)  # this layout, filled by dcp.load
+        dcp.load({"model": model_state, "optimizer": optimizer_state}, checkpoint_id=str(path))
+        set_state_dict(self.model, self.optimizer, model_state_dict=model_state, optim_state_dict=optimizer_state)
+
+    def _load_full_optimizer_state(self, optimizer_state: dict[str, Any]) -> None:
+        if all(isinstance(key, int) for key in optimizer_state.get("state", {})):  # keyed by position (older runs)
+            self.optimizer.load_state_dict(optimizer_state)
+            return
+        from torch.distributed.checkpoint.state_dict import StateDictOptions, set_optimizer_state_dict
+
+        set_optimizer_state_dict(self.model, self.optimizer, optimizer_state, options=StateDictOptions(full_state_dict=True))
+
     def load_checkpoint_weights(self, directory: Path) -> None:
         """Load only the model weights of the checkpoint in ``directory`` (e.g. the best one, at the end)."""
-        self.load_weights(directory / MODEL_FILE)
+        if not (directory / SHARDED_DIR).is_dir():
+            self.load_weights(directory / MODEL_FILE)
+            return
+        import torch.distributed.checkpoint as dcp
+        from torch.distributed.checkpoint.state_dict import get_model_state_dict, set_model_state_dict
+
+        model_state = get_model_state_dict(self.model)
+        dcp.load({"model": model_state}, checkpoint_id=str(directory / SHARDED_DIR))
+        set_model_state_dict(self.model, model_state)
 
     def load_weights(self, file: Path, strict: bool = True) -> tuple[list[str], list[str]]:
         """Load model weights only from a safetensors ``file``; returns (missing, unexpected) keys."""

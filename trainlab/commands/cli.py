@@ -1,4 +1,4 @@
-"""The `trainlab` command: list, config, train, eval, predict, preprocess, merge-lora."""
+"""The `trainlab` command: list, config, estimate, train, eval, predict, preprocess, merge-lora."""
 
 from __future__ import annotations
 
@@ -47,8 +47,18 @@ def cmd_config(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_estimate(args: argparse.Namespace) -> int:
+    from ..validation import prepare_config
+    from .estimate import estimate_table
+
+    cfg = prepare_config(args.config, _overrides(args), args.imports)
+    print(estimate_table(cfg, args.nproc, args.nnodes, args.strategy))
+    return 0
+
+
 def cmd_train(args: argparse.Namespace) -> int:
     from ..validation import prepare_config
+    from .estimate import check_memory
     from .launch import LaunchOptions, launch
 
     overrides = _overrides(args)
@@ -59,6 +69,7 @@ def cmd_train(args: argparse.Namespace) -> int:
         args.rdzv_id,
     ).resolve()  # launch options first: they are checked in a moment, the config takes seconds
     cfg = prepare_config(args.config, overrides, args.imports)  # user errors surface here, once, before any process starts
+    check_memory(cfg, options.nproc, options.nnodes, args.force)  # a run that cannot fit stops here, unless --force
     module_args = [args.config, *overrides, *[arg for module in args.imports for arg in ("--import", module)]]
     module_args += ["--debug"] if args.debug else []
     if not options.distributed:  # this process trains: the config is loaded and checked once
@@ -115,6 +126,8 @@ def _overrides(args: argparse.Namespace) -> list[str]:
 
 
 def build_parser() -> argparse.ArgumentParser:
+    from ..estimate import ESTIMATED_STRATEGIES
+
     parser = argparse.ArgumentParser(
         prog="trainlab", description="Registry-driven training for Hugging Face models."
     )
@@ -143,6 +156,10 @@ def build_parser() -> argparse.ArgumentParser:
     listing = add("list", cmd_list, "list every registry and its names", config=False)
     listing.add_argument("registry", nargs="?", help="only this registry (models, datasets, trainers, ...)")
     add("config", cmd_config, "print the resolved config (defaults, _BASE_ files and overrides applied)")
+    estimate = add("estimate", cmd_estimate, "memory per process of training this config, per strategy, and whether it fits")
+    estimate.add_argument("--nproc", type=int, default=1, help="processes on this machine (default: 1)")
+    estimate.add_argument("--nnodes", type=int, default=1, help="machines (default: 1)")
+    estimate.add_argument("--strategy", choices=ESTIMATED_STRATEGIES, help="only this strategy")
     train = add("train", cmd_train, "train from a config, on 1..N processes or GPUs, one machine or several")
     train.add_argument(
         "--nproc", type=int, default=1, help="processes on this machine (CPU: gloo, CUDA: nccl)"
@@ -159,6 +176,7 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument(
         "--resume", nargs="?", const="auto", help="continue the latest run (or the given checkpoint)"
     )
+    train.add_argument("--force", action="store_true", help="train even when the memory estimate says it cannot fit")
     evaluate = add(
         "eval", cmd_eval, "evaluate a saved model (run dir, checkpoint or .safetensors) on a data split"
     )

@@ -24,6 +24,7 @@ from ..registries import TRAINERS
 from . import distributed, loop, prototype
 from .checkpoint import Checkpointer, find_resume_checkpoint, rng_state, set_rng_state
 from .context import RunContext
+from .data import EpochPosition
 from .hooks import Hook
 from .logging import MetricsWriter, get_logger, setup_logger
 from .setup import build_hooks, install_interrupt_handlers, make_run_dir, seed_everything
@@ -75,7 +76,9 @@ class BaseTrainer(prototype.PrototypeHelpers):
         # Loop state: counters advanced by trainlab.engine.loop and by the optimizer's step hook.
         self.global_step = 0
         self.epoch = 0  # completed epochs
-        self.batch_in_epoch = 0
+        self.batch_in_epoch = 0  # batches of this rank since the epoch (or its resumed part) started
+        self.epoch_samples_before = 0  # samples all ranks consumed in this epoch before a resume on another world size
+        self.resume_position: EpochPosition | None = None  # where a resumed epoch continues
         self.steps_per_epoch = 0
         self.should_stop = False
         self.interrupted = False  # set on every rank once any rank got SIGTERM/SIGINT
@@ -307,8 +310,8 @@ class BaseTrainer(prototype.PrototypeHelpers):
         if self.resume_from is not None:
             state = self.checkpointer.load(self.resume_from, self.world_size)
             self.load_state_dict(state)
-            self.logger.info("resumed from %s (epoch %d, step %d, batch %d of the epoch)", self.resume_from, self.epoch + 1,
-                             self.global_step, self.batch_in_epoch)
+            self.logger.info("resumed from %s (epoch %d, step %d, %d samples of the epoch done)", self.resume_from,
+                             self.epoch + 1, self.global_step, self.resume_position.samples)
         elif self.settings.load_from:
             file, missing, unexpected = self.checkpointer.load_weights(self.settings.load_from)
             self.logger.info("loaded weights from %s (missing %d, unexpected %d keys)", file, len(missing), len(unexpected))
@@ -318,14 +321,21 @@ class BaseTrainer(prototype.PrototypeHelpers):
         return {
             "scheduler": self.schedule.scheduler.state_dict() if self.schedule is not None else None,
             "global_step": self.global_step, "epoch": self.epoch, "batch_in_epoch": self.batch_in_epoch,
+            "epoch_position": {"samples": self.epoch_samples_before + self.batch_in_epoch * self.settings.batch_size_train
+                               * self.world_size, "world_size": self.world_size, "batch_size": self.settings.batch_size_train},
             "rng": distributed.all_gather_objects(rng_state()),
         }
 
     def load_state_dict(self, state: Mapping[str, Any]) -> None:
         if self.schedule is not None and state.get("scheduler") is not None:
             self.schedule.scheduler.load_state_dict(state["scheduler"])
-        self.global_step, self.epoch, self.batch_in_epoch = state["global_step"], state["epoch"], state["batch_in_epoch"]
-        set_rng_state(state["rng"][self.rank])
+        self.global_step, self.epoch = state["global_step"], state["epoch"]
+        saved = state.get("epoch_position") or {"samples": state["batch_in_epoch"] * self.settings.batch_size_train
+                                                 * self.world_size, "world_size": self.world_size,
+                                                 "batch_size": self.settings.batch_size_train}
+        self.resume_position = EpochPosition(**saved)
+        if self.rank < len(state["rng"]):  # on another world size, new ranks keep their fresh seeds
+            set_rng_state(state["rng"][self.rank])
 
     def save_checkpoint(self) -> Path:
         """A complete checkpoint of the current step (every rank calls it)."""

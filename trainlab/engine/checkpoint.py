@@ -206,9 +206,6 @@ class Checkpointer:
 
     def _check_compatible(self, path: Path, meta: Mapping[str, Any], world_size: int) -> None:
         problems = []
-        if meta.get("world_size", world_size) != world_size:
-            problems.append(f"it was written by {meta['world_size']} process(es), this run has {world_size} "
-                            f"(the data order depends on it: resume with the same number of processes)")
         current = self.strategy.parameter_shapes()
         saved = meta.get("parameter_shapes", current)
         missing, extra = sorted(set(saved) - set(current)), sorted(set(current) - set(saved))

@@ -3,17 +3,29 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator, Mapping, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 import torch
 from torch.utils.data import DataLoader, Dataset, DistributedSampler, IterableDataset, Sampler
 
 
-class ResumableBatchSampler(Sampler[list[int]]):
-    """Groups a deterministic sampler's indices into batches; can skip the first batches of one epoch.
+@dataclass(frozen=True)
+class EpochPosition:
+    """How far an epoch got: ``samples`` consumed by all ranks together, ``world_size`` ranks of ``batch_size``."""
 
-    Resuming mid-epoch sets ``skip`` to the number of batches already trained, so data order continues
-    exactly where it stopped: no batch is repeated, none is skipped.
+    samples: int
+    world_size: int
+    batch_size: int
+
+
+class ResumableBatchSampler(Sampler[list[int]]):
+    """Groups a deterministic sampler's indices into batches; can resume one epoch where it stopped.
+
+    Every training sampler consumes its epoch's *global order* step by step: after ``k`` steps, ``k × batch ×
+    world`` samples at its front are done, whatever the world size. Resuming on the same world size and batch
+    skips the batches already trained (bit-exact). Resuming on another one re-deals the rest of that order to
+    the new ranks, one global batch per step, so no sample is seen twice and none is skipped.
     """
 
     def __init__(self, sampler: Sampler[int], batch_size: int, drop_last: bool = False) -> None:
@@ -21,12 +33,34 @@ class ResumableBatchSampler(Sampler[list[int]]):
         self.batch_size = batch_size
         self.drop_last = drop_last
         self.skip = 0
+        self.epoch = 0
+        self.remaining: list[int] | None = None  # the re-dealt rest of a resumed epoch (another world size)
 
     def set_epoch(self, epoch: int) -> None:
+        self.epoch = epoch
         if hasattr(self.sampler, "set_epoch"):
             self.sampler.set_epoch(epoch)
 
+    @property
+    def place(self) -> tuple[int, int]:
+        return getattr(self.sampler, "rank", 0), getattr(self.sampler, "num_replicas", 1)
+
+    def resume(self, position: EpochPosition) -> int:
+        """Continue the current epoch after ``position``; returns the batches of this rank already done."""
+        world_size = self.place[1]
+        if (position.world_size, position.batch_size) == (world_size, self.batch_size):
+            self.skip = position.samples // (self.batch_size * world_size)
+            return self.skip
+        order = global_order(self.sampler, position.world_size, position.batch_size, self.epoch)
+        seen = set(order[: position.samples])
+        self.remaining = list(dict.fromkeys(i for i in order[position.samples :] if i not in seen))
+        return 0
+
     def __iter__(self) -> Iterator[list[int]]:
+        if self.remaining is not None:
+            remaining, self.remaining = self.remaining, None
+            yield from deal(remaining, self.batch_size, *self.place)
+            return
         skip, self.skip = self.skip, 0
         batch: list[int] = []
         produced = 0
@@ -41,8 +75,41 @@ class ResumableBatchSampler(Sampler[list[int]]):
             yield batch
 
     def __len__(self) -> int:
+        if self.remaining is not None:
+            return len(deal(self.remaining, self.batch_size, *self.place))
         count = len(self.sampler)  # type: ignore[arg-type]
         return count // self.batch_size if self.drop_last else -(-count // self.batch_size)
+
+
+def global_order(sampler: Sampler[int], world_size: int, batch_size: int, epoch: int) -> list[int]:
+    """The order in which ``world_size`` ranks with batches of ``batch_size`` consume ``epoch`` (a step at a time)."""
+    from ..datasets.samplers import LengthGroupedSampler
+
+    if isinstance(sampler, LengthGroupedSampler):
+        twin = LengthGroupedSampler(sampler.lengths, batch_size, num_replicas=world_size, shuffle=sampler.shuffle,
+                                    seed=sampler.seed, drop_last=sampler.drop_last, mega_batch_mult=sampler.mega_batch_mult)
+        twin.set_epoch(epoch)
+        return [int(i) for step in twin.global_batches() for i in step]
+    if isinstance(sampler, DistributedSampler):  # rank r takes order[r::world]: a step takes a prefix of order
+        twin = DistributedSampler(sampler.dataset, num_replicas=1, rank=0, shuffle=sampler.shuffle, seed=sampler.seed)
+        twin.set_epoch(epoch)
+        order = list(twin)
+        padding = -len(order) % world_size
+        return order + order[:padding]
+    raise TypeError(f"cannot resume {type(sampler).__name__} on another world size")
+
+
+def deal(order: Sequence[int], batch_size: int, rank: int, world_size: int) -> list[list[int]]:
+    """This rank's batches when ``order`` is consumed one global batch (``batch_size × world_size``) per step.
+
+    Every rank gets a batch at every step; only a last step with fewer samples than ranks repeats some.
+    """
+    step_size = batch_size * world_size
+    batches = []
+    for start in range(0, len(order), step_size):
+        step = list(order[start : start + step_size])
+        batches.append(step[rank::world_size] or [step[rank % len(step)]])
+    return batches
 
 
 def train_sampler(

@@ -50,8 +50,10 @@ def run_epoch(trainer: BaseTrainer, train_loader: DataLoader, val_loader: DataLo
     batch_sampler = train_loader.batch_sampler
     if hasattr(batch_sampler, "set_epoch"):
         batch_sampler.set_epoch(trainer.epoch)
-    if hasattr(batch_sampler, "skip"):  # resuming mid-epoch: continue after the batches already trained
-        batch_sampler.skip = trainer.batch_in_epoch
+    position, trainer.resume_position = trainer.resume_position, None
+    if position is not None and hasattr(batch_sampler, "resume"):  # resuming mid-epoch, on any world size
+        trainer.batch_in_epoch = batch_sampler.resume(position)
+        trainer.epoch_samples_before = position.samples - trainer.batch_in_epoch * settings.batch_size_train * trainer.world_size
     call_hooks(trainer.hooks, "before_epoch", trainer, trainer.epoch)
     result = trainer.run_one_epoch(epoch, settings.epochs, train_loader, trainer.rank, trainer.device, train=True)
     metrics = epoch_metrics(result, "train")
@@ -59,7 +61,7 @@ def run_epoch(trainer: BaseTrainer, train_loader: DataLoader, val_loader: DataLo
     every = settings.eval_every_epochs
     if val_loader is not None and every and (epoch % every == 0 or last_epoch):
         metrics.update(validate(trainer, val_loader, epoch))
-    trainer.batch_in_epoch = 0
+    trainer.batch_in_epoch = trainer.epoch_samples_before = 0
     trainer.epoch = epoch
     if trainer.schedule is not None:
         trainer.schedule.advance("epoch", metrics, settings.monitor)

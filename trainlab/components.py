@@ -193,22 +193,46 @@ def _load_tokenizer(path: str) -> Any:
     return AutoTokenizer.from_pretrained(path)
 
 
+def builds_skeleton(settings: TrainerSettings) -> bool:
+    """Whether this process builds the model without weights: a sharded run's ranks other than 0 receive theirs."""
+    from .engine import distributed
+    from .engine.strategies import STRATEGIES, strategy_name
+
+    world_size = distributed.get_world_size()
+    if world_size == 1 or distributed.is_main_process():
+        return False
+    return getattr(STRATEGIES.get(strategy_name(settings.strategy, world_size)), "loads_from_rank0", False)
+
+
 def run_training(cfg: Config) -> dict[str, float]:
     """The whole job in this process (one of N under torchrun): build everything from ``cfg`` and train."""
+    import gc
+
     from .engine import distributed
-    from .engine.setup import seed_everything
     from .engine.strategies import resolve_device
 
     import_config_modules(cfg)  # idempotent; a config checked elsewhere has them already
     settings = trainer_settings(cfg)
     distributed.init_distributed(resolve_device(settings.device).type, timeout_s=settings.timeout_s)
     try:
-        seed_everything(settings.seed)
-        model = build_model(cfg)
-        data = build_datasets(cfg, model)
-        if "train" not in data:
-            raise ConfigError("DATASET.TRAIN.NAME is empty: name the training dataset (see `trainlab list datasets`)")
-        trainer = build_trainer(cfg, model, settings)
-        return trainer.fit(data["train"], data.get("val"), data.get("test"))
+        metrics = _build_and_fit(cfg, settings)
+        # Model, optimizer and any collective they still hold die here, while the process group lives: a gloo
+        # worker thread left holding tensors at interpreter exit aborts the process (SIGABRT).
+        gc.collect()
+        distributed.barrier()
+        return metrics
     finally:
         distributed.cleanup()
+
+
+def _build_and_fit(cfg: Config, settings: TrainerSettings) -> dict[str, float]:
+    from .engine.setup import seed_everything
+    from .models.skeleton import model_skeleton
+
+    seed_everything(settings.seed)
+    with model_skeleton(enabled=builds_skeleton(settings)):
+        model = build_model(cfg)
+    data = build_datasets(cfg, model)
+    if "train" not in data:
+        raise ConfigError("DATASET.TRAIN.NAME is empty: name the training dataset (see `trainlab list datasets`)")
+    return build_trainer(cfg, model, settings).fit(data["train"], data.get("val"), data.get("test"))

@@ -1,21 +1,15 @@
 """Memory per process of a fine-tuning run, from the config alone: no weights are read, no device is used.
 
-The model is instantiated on the meta device (shapes without storage) from its ``config.json``, and the
-config's FREEZE / LORA / PEFT are applied by the functions a run uses, so parameter counts are exact.
-Per process (rank) and strategy, in bytes:
+The model is instantiated on the meta device (shapes without storage) from its ``config.json``, with the
+config's FREEZE / LORA / PEFT applied by the functions a run uses, so parameter counts are exact. Per process:
 
-===========  ===============================================  ==============================================
-part         single / ddp                                     fsdp over N processes
-===========  ===============================================  ==============================================
-params       every parameter in its dtype (TORCH_DTYPE)       1/N of them
-grads        the trainable parameters, in their dtype         1/N
-optimizer    k × the trainable bytes; k = state tensors per   1/N
-             parameter (AdamW 2, SGD with momentum 1)
-buffers      ddp: its gradient buckets (a copy of grads)      the gathered parameters of the root group
-                                                              (embeddings, head) and of one block, in bf16
-                                                              under PRECISION bf16, and their gradients
-activations  :func:`activation_bytes`                         same
-===========  ===============================================  ==============================================
+- params: every parameter in its dtype (TORCH_DTYPE; ``auto`` is the checkpoint's); fsdp: 1/N of them.
+- grads: the trainable parameters in their dtype; fsdp: 1/N.
+- optimizer: k × the trainable bytes, k = state tensors per parameter (AdamW 2, SGD with momentum 1);
+  fsdp: 1/N.
+- buffers: ddp's gradient buckets (a copy of the grads); fsdp's gathered parameters of the root group
+  (embeddings, head) and of one block, in bf16 under PRECISION bf16, with their unsharded gradients.
+- activations: :func:`activation_bytes`.
 
 ``fsdp+offload`` keeps params, grads and optimizer state in host memory; the device holds buffers and
 activations. Not counted: the CUDA context and allocator slack (~0.5-1 GiB per GPU), the optimizer step's
@@ -24,10 +18,13 @@ temporaries.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import inspect
+import logging
 import math
-from collections.abc import Iterable
+import warnings
+from collections.abc import Iterable, Iterator
 from typing import Any
 
 from .config import Config
@@ -35,11 +32,14 @@ from .errors import ConfigError
 
 ESTIMATED_STRATEGIES = ("single", "ddp", "fsdp", "fsdp+offload")
 LM_TASKS = ("causal-lm", "seq2seq")  # their logits span the vocabulary
+# MODEL keys of TransformersModelWrapper that are not fields of the model's config
+_WRAPPER_KEYS = frozenset({"name", "pretrained", "task", "model_type", "trust_remote_code", "freeze", "compile",
+                           "gradient_checkpointing", "lora", "peft", "torch_dtype", "dtype", "attn_implementation"})
 
 
 @dataclasses.dataclass(frozen=True)
 class ModelShape:
-    """The model as the estimate sees it, read from a meta-device instance and its config."""
+    """The model as the estimate sees it: counts from a meta-device instance, dimensions from its config."""
 
     architecture: str
     params: int
@@ -55,8 +55,8 @@ class ModelShape:
     heads: int
     kv_dim: int  # width of k and of v: key-value heads × head dim
     intermediate: int
-    gated_mlp: bool  # gate and up projections (Llama, Qwen, Mistral) instead of one fc1 (BERT, GPT-2)
-    eager_attention: bool  # attention scores are kept for backward (no SDPA / flash kernel)
+    gated_mlp: bool  # gate and up projections (Llama, Qwen, Mistral) rather than one fc1 (BERT, GPT-2)
+    eager_attention: bool  # the attention scores are kept for backward (no SDPA / flash kernel)
     output_width: int  # logits per token: the vocabulary for LM tasks, else the labels
     max_positions: int | None
 
@@ -77,7 +77,6 @@ class MemoryEstimate:
     """Bytes per process for one strategy."""
 
     strategy: str
-    world_size: int
     params: int
     grads: int
     optimizer: int
@@ -96,36 +95,14 @@ class MemoryEstimate:
 
 
 @dataclasses.dataclass(frozen=True)
-class AvailableMemory:
-    """Memory each process of this machine may use."""
-
-    device: str  # cuda | cpu
-    per_rank: int
-    host_per_rank: int
-    source: str  # what was measured, for messages
-
-    def fits(self, estimate: MemoryEstimate) -> bool:
-        if self.device == "cpu":  # device and host are one pool
-            return estimate.device_total + estimate.host_total <= self.per_rank
-        return estimate.device_total <= self.per_rank and estimate.host_total <= self.host_per_rank
-
-    def share(self, estimate: MemoryEstimate) -> float:
-        """The fraction of the device memory the estimate takes."""
-        used = estimate.device_total + (estimate.host_total if self.device == "cpu" else 0)
-        return used / max(self.per_rank, 1)
-
-
-@dataclasses.dataclass(frozen=True)
 class MemoryPlan:
-    """The estimates of one config on ``world_size`` processes, and whether the configured one fits."""
+    """The estimates of one config on ``world_size`` processes."""
 
     model: ModelShape
     workload: Workload
     world_size: int
-    configured: str  # the strategy the config trains with (may be one the estimate does not know)
+    configured: str  # the strategy judged: TRAINER.STRATEGY resolved, possibly one this module does not know
     estimates: dict[str, MemoryEstimate]
-    available: AvailableMemory
-    suggestion: str | None  # what to change when the configured strategy does not fit
 
 
 def is_estimable(cfg: Config) -> bool:
@@ -137,29 +114,24 @@ def is_estimable(cfg: Config) -> bool:
     return isinstance(target, type) and issubclass(target, TransformersModelWrapper)
 
 
-def plan_memory(cfg: Config, available: AvailableMemory, world_size: int = 1, strategy: str | None = None) -> MemoryPlan:
-    """Estimate ``strategy`` alone, or the strategies that apply to ``world_size`` processes and the configured one.
-
-    The strategy judged (``MemoryPlan.configured``) is ``strategy``, else TRAINER.STRATEGY (``auto`` resolved).
-    """
+def plan_memory(cfg: Config, world_size: int = 1, strategy: str | None = None) -> MemoryPlan:
+    """Estimate ``strategy`` alone, or the strategies for ``world_size`` processes and the configured one."""
     from .components import trainer_settings
     from .engine.strategies import strategy_name
 
     settings = trainer_settings(cfg)
     if strategy is not None and strategy not in ESTIMATED_STRATEGIES:
-        raise ConfigError(f"no estimate for strategy '{strategy}'; choose one of: {', '.join(ESTIMATED_STRATEGIES)}")
+        raise ConfigError(f"no estimate for strategy '{strategy}'; choose one of: "
+                          f"{', '.join(ESTIMATED_STRATEGIES)}")
     configured = strategy or strategy_name(settings.strategy, world_size)
     configured = "fsdp+offload" if configured == "fsdp" and settings.fsdp_cpu_offload else configured
-    names = [configured] if strategy else [("ddp" if world_size > 1 else "single"), "fsdp", "fsdp+offload"]
+    names = [configured] if strategy else ["ddp" if world_size > 1 else "single", "fsdp", "fsdp+offload"]
     if configured in ESTIMATED_STRATEGIES and configured not in names:
         names.append(configured)
     model = read_model_shape(cfg, settings.fsdp_layer_classes)
     workload = read_workload(cfg, settings, model)
     estimates = {name: estimate_memory(model, workload, name, world_size) for name in names}
-    suggestion = None
-    if configured in estimates and not available.fits(estimates[configured]):
-        suggestion = suggest(model, workload, configured, world_size, available)
-    return MemoryPlan(model, workload, world_size, configured, estimates, available, suggestion)
+    return MemoryPlan(model, workload, world_size, configured, estimates)
 
 
 def estimate_memory(model: ModelShape, workload: Workload, strategy: str, world_size: int) -> MemoryEstimate:
@@ -169,12 +141,11 @@ def estimate_memory(model: ModelShape, workload: Workload, strategy: str, world_
     activations = activation_bytes(model, workload)
     if strategy in ("single", "ddp"):
         buffers = grads if strategy == "ddp" else 0
-        return MemoryEstimate(strategy, world_size, model.param_bytes, grads, optimizer, buffers, activations)
+        return MemoryEstimate(strategy, model.param_bytes, grads, optimizer, buffers, activations)
     gathered = ((model.root_params + model.block_params) * workload.dtype_bytes
                 + model.root_trainable_bytes + model.block_trainable_bytes)
-    return MemoryEstimate(strategy, world_size, math.ceil(model.param_bytes / world_size),
-                          math.ceil(grads / world_size), math.ceil(optimizer / world_size), gathered, activations,
-                          offloaded=strategy == "fsdp+offload")
+    shards = [math.ceil(n / world_size) for n in (model.param_bytes, grads, optimizer)]
+    return MemoryEstimate(strategy, *shards, gathered, activations, offloaded=strategy == "fsdp+offload")
 
 
 def activation_bytes(model: ModelShape, workload: Workload) -> int:
@@ -190,49 +161,21 @@ def activation_bytes(model: ModelShape, workload: Workload) -> int:
     attention = 4 * h + 2 * model.kv_dim + (model.heads * workload.seq_len if model.eager_attention else 0)
     layer = attention + 2 * h + (4 if model.gated_mlp else 2) * model.intermediate
     layers = model.layers * h + layer if workload.checkpointing else model.layers * layer
-    per_token = (layers + 2 * h) * workload.dtype_bytes + model.output_width * (workload.dtype_bytes + 8)
-    return tokens * per_token
-
-
-def suggest(model: ModelShape, workload: Workload, strategy: str, world_size: int, available: AvailableMemory) -> str:
-    """One change that makes the run fit, the least intrusive first."""
-
-    def fits(name: str = strategy, shape: ModelShape = model, work: Workload = workload) -> bool:
-        return available.fits(estimate_memory(shape, work, name, world_size))
-
-    if strategy in ("single", "ddp") and world_size > 1 and fits("fsdp"):
-        return "use TRAINER.STRATEGY fsdp (parameters, gradients and optimizer state sharded)"
-    if strategy != "fsdp+offload" and fits("fsdp+offload"):
-        return "use TRAINER.STRATEGY fsdp with TRAINER.FSDP_CPU_OFFLOAD true"
-    checkpointed = dataclasses.replace(workload, checkpointing=True)
-    if not workload.checkpointing and fits(work=checkpointed):
-        return "set MODEL.GRADIENT_CHECKPOINTING true (activations recomputed in backward)"
-    batch = max((b for b in _halvings(workload.batch_size) if fits(work=dataclasses.replace(workload, batch_size=b))),
-                default=0)
-    if batch:
-        accum = math.ceil(workload.batch_size / batch)
-        return f"set TRAINER.BATCH_SIZE_TRAIN {batch} (GRAD_ACCUM_STEPS {accum} keeps the global batch)"
-    frozen = dataclasses.replace(model, trainable=0, trainable_bytes=0, block_trainable_bytes=0, root_trainable_bytes=0)
-    if model.trainable == model.params and fits(shape=frozen):
-        return "train adapters only: MODEL.LORA (or MODEL.PEFT) with TARGET_MODULES of the attention layers"
-    return "no single change fits: combine fsdp+offload, gradient checkpointing, a smaller batch and LoRA, or use more devices"
-
-
-def _halvings(batch: int) -> list[int]:
-    return sorted({max(batch // 2**k, 1) for k in range(1, batch.bit_length() + 1)} - {batch})
+    logits = model.output_width * (workload.dtype_bytes + 8)
+    return tokens * ((layers + 2 * h) * workload.dtype_bytes + logits)
 
 
 def read_workload(cfg: Config, settings: Any, model: ModelShape) -> Workload:
-    """Batch, sequence length, dtypes and optimizer of the config."""
-    half = settings.precision in ("bf16", "fp16")
+    """Batch size, sequence length, dtypes, checkpointing and optimizer of the config."""
     weight_bytes = round(model.param_bytes / max(model.params, 1))
-    checkpointing = bool(_lower_keys(cfg.MODEL).get("gradient_checkpointing", False))
-    return Workload(settings.batch_size_train, _sequence_length(cfg, model.max_positions), 2 if half else weight_bytes,
-                    checkpointing, optimizer_states(settings.optimizer_class, settings.optimizer_kwargs))
+    dtype_bytes = 2 if settings.precision in ("bf16", "fp16") else weight_bytes
+    return Workload(settings.batch_size_train, sequence_length(cfg, model.max_positions), dtype_bytes,
+                    bool(_lower_keys(cfg.MODEL).get("gradient_checkpointing", False)),
+                    optimizer_states(settings.optimizer_class, settings.optimizer_kwargs))
 
 
-def _sequence_length(cfg: Config, max_positions: int | None) -> int:
-    """DATASET.TRAIN.MAX_LENGTH, else the dataset's own default, capped at the model's positions."""
+def sequence_length(cfg: Config, max_positions: int | None) -> int:
+    """DATASET.TRAIN.MAX_LENGTH, else the training dataset's own default, at most the model's positions."""
     from .registries import DATASETS
 
     section = _lower_keys(cfg.DATASET.TRAIN)
@@ -247,7 +190,7 @@ def _sequence_length(cfg: Config, max_positions: int | None) -> int:
 
 
 def optimizer_states(name: str, kwargs: Any) -> float:
-    """State tensors per parameter, found by one step of the configured optimizer on a probe; 2 if it cannot step."""
+    """State tensors per parameter after one step of the optimizer on a probe; 2 if it cannot step."""
     import torch
 
     from .optim import build_optimizer
@@ -257,7 +200,7 @@ def optimizer_states(name: str, kwargs: Any) -> float:
         optimizer = build_optimizer(probe, name, kwargs.to_dict() if isinstance(kwargs, Config) else kwargs)
         probe.weight.grad = torch.ones_like(probe.weight)
         optimizer.step()
-    except Exception:  # e.g. LBFGS wants a closure: assume Adam's two moments
+    except Exception:  # noqa: BLE001 — e.g. LBFGS wants a closure: assume Adam's two moments
         return 2.0
     state = optimizer.state.get(probe.weight, {})
     return sum(t.numel() for t in state.values() if torch.is_tensor(t) and t.dim() > 0) / probe.weight.numel()
@@ -265,39 +208,35 @@ def optimizer_states(name: str, kwargs: Any) -> float:
 
 def read_model_shape(cfg: Config, layer_classes: Iterable[str] = ()) -> ModelShape:
     """Counts and dimensions of MODEL, instantiated on the meta device with its frozen parts and adapters."""
-    model, config, task = build_meta_model(cfg)
+    with _quiet():
+        model, config, task = build_meta_model(cfg)
     return shape_of(model, config, task, layer_classes)
 
 
 def build_meta_model(cfg: Config) -> tuple[Any, Any, str]:
-    """MODEL on the meta device as a run builds it (FREEZE, LORA, PEFT applied), its HF config and task.
+    """MODEL on the meta device as a run builds it (FREEZE, LORA, PEFT applied), its HF config and its task.
 
     TransformersModelWrapper models come from ``config.json`` alone; others are built through MODELS under
     the meta device and need a Hugging Face ``config`` attribute.
     """
-    if is_estimable(cfg):
-        return _meta_hf_model(_lower_keys(cfg.MODEL))
     import torch
     from transformers import PretrainedConfig
 
     from .components import build_model
 
+    if is_estimable(cfg):
+        return _meta_hf_model(_lower_keys(cfg.MODEL))
     try:
         with torch.device("meta"):
             model = build_model(cfg)
-    except Exception as error:  # any failure means the same to the user: no estimate for this model
-        raise ConfigError(f"parameters unknown for this model: {cfg.MODEL.NAME} cannot be built on the meta device "
-                          f"({str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__})") from error
-    config = getattr(model, "config", None)
-    if not isinstance(config, PretrainedConfig):
+    except Exception as error:  # whatever failed, the user learns the same: no estimate for this model
+        reason = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+        raise ConfigError(f"parameters unknown for this model: {cfg.MODEL.NAME} cannot be built on the meta "
+                          f"device ({reason})") from error
+    if not isinstance(getattr(model, "config", None), PretrainedConfig):
         raise ConfigError(f"parameters unknown for this model: {cfg.MODEL.NAME} has no Hugging Face config "
-                          f"(the estimate needs hidden size, layers and heads from one)")
-    return model, config, "sequence-classification"
-
-
-# MODEL keys of TransformersModelWrapper that are not fields of the model's config
-_WRAPPER_KEYS = frozenset({"name", "pretrained", "task", "model_type", "trust_remote_code", "gradient_checkpointing",
-                           "freeze", "compile", "lora", "peft", "torch_dtype", "dtype", "attn_implementation"})
+                          f"(the estimate reads hidden size, layers and heads from one)")
+    return model, model.config, "sequence-classification"
 
 
 def _meta_hf_model(options: dict[str, Any]) -> tuple[Any, Any, str]:
@@ -305,7 +244,7 @@ def _meta_hf_model(options: dict[str, Any]) -> tuple[Any, Any, str]:
     import transformers
 
     from .models.hf_wrapper import DEFAULT_TASK, TASK_AUTO_CLASSES
-    from .models.pretrained import quiet_hf, resolve_pretrained
+    from .models.pretrained import resolve_pretrained
     from .peft.lora import apply_lora_from_config
     from .peft.params import freeze_parameters
 
@@ -314,19 +253,21 @@ def _meta_hf_model(options: dict[str, Any]) -> tuple[Any, Any, str]:
         raise ConfigError(f"MODEL.TASK '{task}' is unknown; choose one of: {', '.join(TASK_AUTO_CLASSES)}")
     trust = bool(options.get("trust_remote_code", False))
     directory = resolve_pretrained(options.get("pretrained", ""))
-    config = transformers.AutoConfig.from_pretrained(directory, local_files_only=True, trust_remote_code=trust)
+    config = transformers.AutoConfig.from_pretrained(directory, local_files_only=True,
+                                                     trust_remote_code=trust)
     for key, value in options.items():  # NUM_LABELS and other config fields, as from_pretrained applies them
         if key not in _WRAPPER_KEYS and hasattr(config, key):
             setattr(config, key, value)
-    extra = {"attn_implementation": options["attn_implementation"]} if options.get("attn_implementation") else {}
+    attention = options.get("attn_implementation")
+    extra = {"attn_implementation": attention} if attention else {}
     dtype = _torch_dtype(options.get("torch_dtype", options.get("dtype")), config)
-    with quiet_hf(), torch.device("meta"):
+    with torch.device("meta"):
         model = getattr(transformers, TASK_AUTO_CLASSES[task]).from_config(
             config, dtype=dtype, trust_remote_code=trust, **extra)
     config = model.config
     if options.get("freeze"):
         freeze_parameters(model, options["freeze"])
-    if options.get("lora") is not None:
+    if options.get("lora") is not None:  # an empty section means LoRA with the defaults
         apply_lora_from_config(model, options["lora"])
     if options.get("peft") is not None:
         from .peft.hf_peft import apply_peft
@@ -336,7 +277,7 @@ def _meta_hf_model(options: dict[str, Any]) -> tuple[Any, Any, str]:
 
 
 def _torch_dtype(value: Any, config: Any) -> Any:
-    """MODEL.TORCH_DTYPE as from_pretrained reads it: ``auto`` (the default) is the checkpoint's own dtype."""
+    """MODEL.TORCH_DTYPE as from_pretrained reads it: ``auto`` (its default) is the checkpoint's dtype."""
     import torch
 
     if value in (None, "auto"):
@@ -344,12 +285,12 @@ def _torch_dtype(value: Any, config: Any) -> Any:
     if isinstance(value, str):
         value = getattr(torch, value.removeprefix("torch."), None)
     if not isinstance(value, torch.dtype):
-        raise ConfigError(f"MODEL.TORCH_DTYPE {value!r} is not a torch dtype; use e.g. bfloat16, float32 or auto")
+        raise ConfigError(f"MODEL.TORCH_DTYPE {value!r} is not a torch dtype; use bfloat16, float32 or auto")
     return value
 
 
 def shape_of(model: Any, config: Any, task: str, layer_classes: Iterable[str] = ()) -> ModelShape:
-    """The ModelShape of a built model (on any device) and its Hugging Face config."""
+    """The ModelShape of a built model (on any device) with its Hugging Face config."""
     from .engine.strategies.fsdp import block_class_names
 
     names = set(layer_classes) or block_class_names(model)
@@ -361,25 +302,37 @@ def shape_of(model: Any, config: Any, task: str, layer_classes: Iterable[str] = 
     hidden, heads = text.hidden_size, text.num_attention_heads
     head_dim = getattr(text, "head_dim", None) or hidden // heads
     intermediate = getattr(text, "intermediate_size", None) or getattr(text, "n_inner", None) or 4 * hidden
-    # gated MLPs have two hidden -> intermediate projections per block (leaf layers: PEFT wraps a base_layer)
+    # a gated MLP has two hidden -> intermediate projections per block (leaf layers: PEFT wraps a base_layer)
     up = [m for m in (blocks[0] if blocks else model).modules() if getattr(m, "in_features", None) == hidden
           and getattr(m, "out_features", None) == intermediate and next(m.children(), None) is None]
-    if task in LM_TASKS:
-        output = text.vocab_size
-    else:
-        output = getattr(config, "num_labels", hidden) if "classification" in task else hidden
+    output = getattr(config, "num_labels", hidden) if "classification" in task else hidden
     return ModelShape(
         architecture=type(model.get_base_model() if hasattr(model, "get_base_model") else model).__name__,
-        params=_numel(params), trainable=_numel(trainable), param_bytes=_bytes(params), trainable_bytes=_bytes(trainable),
-        block_params=max((n for n, _ in counts), default=0), block_trainable_bytes=max((b for _, b in counts), default=0),
+        params=_numel(params), trainable=_numel(trainable),
+        param_bytes=_bytes(params), trainable_bytes=_bytes(trainable),
+        block_params=max((n for n, _ in counts), default=0),
+        block_trainable_bytes=max((b for _, b in counts), default=0),
         root_params=max(_numel(params) - sum(n for n, _ in counts), 0),
         root_trainable_bytes=max(_bytes(trainable) - sum(b for _, b in counts), 0),
         layers=len(blocks) or text.num_hidden_layers, hidden=hidden, heads=heads,
         kv_dim=(getattr(text, "num_key_value_heads", None) or heads) * head_dim, intermediate=intermediate,
         gated_mlp=len(up) >= 2, eager_attention=getattr(config, "_attn_implementation", "eager") == "eager",
-        output_width=output,
+        output_width=text.vocab_size if task in LM_TASKS else output,
         max_positions=getattr(text, "max_position_embeddings", None) or getattr(text, "n_positions", None),
     )
+
+
+@contextlib.contextmanager
+def _quiet() -> Iterator[None]:
+    """Silence what building a model on the meta device reports (weights not loaded, adapters added)."""
+    previous = logging.root.manager.disable
+    logging.disable(logging.WARNING)
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            yield
+    finally:
+        logging.disable(previous)
 
 
 def _numel(params: Iterable[Any]) -> int:

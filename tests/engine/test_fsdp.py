@@ -131,3 +131,49 @@ def test_a_checkpoint_resumes_at_another_world_size_and_strategy(tmp_path, saved
         assert abs(got[4] - expected[4]) < 1e-5, (got, expected)
     assert (run_dir / "best_model.safetensors").is_file()  # and the run finished: both epochs, the export
     assert len([m for m in read_metrics(run_dir) if "val/loss" in m]) == 2
+
+
+def test_lora_under_fsdp_exports_an_adapter_and_a_merged_model_with_the_runs_logits(llama_job, tmp_path):
+    from peft import PeftModel
+    from safetensors.torch import load_model
+
+    from trainlab.models.hf_wrapper import TransformersModelWrapper
+
+    out = tmp_path / "lora"
+    peft = ["MODEL.PEFT", "{R: 4, ALPHA: 8, DROPOUT: 0.0, TARGET_MODULES: [q_proj, v_proj]}"]
+    args = ["train", str(ROOT / "configs" / "llm" / "llama_lora_fsdp.yaml"), "MODEL.PRETRAINED", str(llama_job["model"]),
+            *peft, "MODEL.GRADIENT_CHECKPOINTING", "false", "TRAINER.PRECISION", "fp32", "TRAINER.OUTPUT_DIR", str(out),
+            "TRAINER.EPOCHS", "1", "TRAINER.OPTIMIZER_KWARGS.lr", "0.01", "TRAINER.WARMUP_RATIO", "0.0",
+            "TRAINER.GRAD_ACCUM_STEPS", "1", "TRAINER.BATCH_SIZE_TRAIN", "4",
+            "DATASET.TRAIN.ROOT", str(llama_job["data"]), "DATASET.VAL.ROOT", str(llama_job["data"]),
+            "DATASET.TRAIN.MAX_LENGTH", "32", "DATASET.VAL.MAX_LENGTH", "32", "--nproc", "2"]
+    proc = run_trainlab(args, cwd=tmp_path, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    [run_dir] = [p for p in out.glob("*/*") if (p / "train.log").is_file()]
+    assert "FSDPStrategy" in (run_dir / "train.log").read_text()
+
+    # The run's own model: its exported weights (adapters included) in a fresh single-process wrapper.
+    run_model = TransformersModelWrapper(str(llama_job["model"]), task="causal-lm",
+                                         peft={"R": 4, "ALPHA": 8, "DROPOUT": 0.0, "TARGET_MODULES": ["q_proj", "v_proj"]})
+    load_model(run_model, str(run_dir / "best_model.safetensors"))
+    assert any(v.abs().sum() > 0 for k, v in run_model.state_dict().items() if "lora_B" in k)  # the adapters trained
+    inputs = transformers.AutoTokenizer.from_pretrained(llama_job["model"])(["question: what colour is snow? answer:"],
+                                                                           return_tensors="pt")
+    inputs.pop("token_type_ids", None)
+    run_model.eval()
+    with torch.no_grad():
+        expected = run_model(**inputs).logits
+
+        base = transformers.AutoModelForCausalLM.from_pretrained(llama_job["model"])
+        adapter = PeftModel.from_pretrained(base, run_dir / "adapter").eval()
+        assert torch.allclose(adapter(**inputs).logits, expected, atol=1e-4)
+
+        merged = transformers.AutoModelForCausalLM.from_pretrained(run_dir / "model").eval()
+        assert not any("lora" in name for name, _ in merged.named_parameters())
+        assert torch.allclose(merged(**inputs).logits, expected, atol=1e-4)
+
+    merge = run_trainlab(["merge-lora", str(run_dir / "adapter"), str(tmp_path / "merged")], cwd=tmp_path)
+    assert merge.returncode == 0, merge.stderr
+    with torch.no_grad():
+        remerged = transformers.AutoModelForCausalLM.from_pretrained(tmp_path / "merged").eval()
+        assert torch.allclose(remerged(**inputs).logits, expected, atol=1e-4)

@@ -1,49 +1,80 @@
-"""`trainlab estimate`: memory per process of a config, per strategy, against this machine; and the check
-`trainlab train` runs before it starts anything."""
+"""`trainlab estimate`: memory per process of a config, per strategy, against this machine's memory; and the
+check `trainlab train` makes before it starts anything."""
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import os
 import sys
 
 from ..config import Config
 from ..errors import ConfigError
-from ..estimate import AvailableMemory, MemoryEstimate, MemoryPlan, is_estimable, plan_memory
+from ..estimate import (
+    MemoryEstimate,
+    MemoryPlan,
+    ModelShape,
+    Workload,
+    estimate_memory,
+    is_estimable,
+    plan_memory,
+)
+
+
+@dataclasses.dataclass(frozen=True)
+class AvailableMemory:
+    """Memory each process on this machine may use; ``source`` says what was measured."""
+
+    device: str  # cuda | cpu
+    per_rank: int
+    host_per_rank: int
+    source: str
+
+    def fits(self, estimate: MemoryEstimate) -> bool:
+        if self.device == "cpu":  # device and host are one pool
+            return estimate.device_total + estimate.host_total <= self.per_rank
+        return estimate.device_total <= self.per_rank and estimate.host_total <= self.host_per_rank
+
+    def share(self, estimate: MemoryEstimate) -> float:
+        """The fraction of the training device's memory the estimate takes."""
+        used = estimate.device_total + (estimate.host_total if self.device == "cpu" else 0)
+        return used / max(self.per_rank, 1)
 
 
 def estimate_table(cfg: Config, nproc: int = 1, nnodes: int = 1, strategy: str | None = None) -> str:
-    """The table `trainlab estimate` prints: one row per strategy, and what to change if the configured one does not fit."""
-    plan = plan_memory(cfg, available_memory(cfg, nproc), nproc * nnodes, strategy)
+    """What `trainlab estimate` prints: one row per strategy, and a change if the judged one does not fit."""
+    plan = plan_memory(cfg, nproc * nnodes, strategy)
+    available = available_memory(cfg, nproc)
     model, work = plan.model, plan.workload
-    lines = [
-        f"{model.architecture}: {format_count(model.params)} parameters, {format_count(model.trainable)} trainable; "
-        f"batch {work.batch_size} x {work.seq_len} tokens per process, activations {work.dtype_bytes} bytes each"
-        f"{', gradient checkpointing' if work.checkpointing else ''}; {work.optimizer_states:g} optimizer states "
-        f"per trainable parameter; {plan.world_size} process{'es' if plan.world_size > 1 else ''}",
-        f"available per process: {format_bytes(plan.available.per_rank)} ({plan.available.source})",
-        "",
-    ]
+    summary = (
+        f"{model.architecture}: {format_count(model.params)} parameters, {format_count(model.trainable)} "
+        f"trainable; batch {work.batch_size} x {work.seq_len} tokens per process, {8 * work.dtype_bytes}-bit "
+        f"activations{' (gradient checkpointing)' if work.checkpointing else ''}; {work.optimizer_states:g} "
+        f"optimizer states per trainable parameter; {_processes(plan.world_size)}"
+    )
+    lines = [summary, f"available per process: {format_bytes(available.per_rank)} ({available.source})", ""]
     header = ("strategy", "params", "grads", "optimizer", "buffers", "activations", "device", "host", "")
     rows = [header] + [
-        (name + (" *" if name == plan.configured and not strategy else ""), *_row(estimate, plan.available))
+        (name + (" *" if name == plan.configured and not strategy else ""), *_cells(estimate, available))
         for name, estimate in plan.estimates.items()
     ]
     widths = [max(len(row[i]) for row in rows) for i in range(len(header))]
     for row in rows:
-        cells = [row[0].ljust(widths[0]), *(cell.rjust(width) for cell, width in zip(row[1:-1], widths[1:-1])), row[-1]]
+        cells = [row[0].ljust(widths[0]), *(c.rjust(w) for c, w in zip(row[1:-1], widths[1:-1])), row[-1]]
         lines.append("  ".join(cells).rstrip())
     if not strategy:
-        lines.append(f"* configured (TRAINER.STRATEGY); fsdp+offload keeps params, grads and optimizer state in host memory")
-    if plan.suggestion:
-        lines.append(f"{plan.configured} does not fit: {plan.suggestion}")
+        lines.append("* TRAINER.STRATEGY; fsdp+offload keeps params, grads and optimizer state in host RAM")
+    judged = plan.estimates.get(plan.configured)
+    if judged is not None and not available.fits(judged):
+        lines.append(f"{plan.configured} does not fit: {suggest(plan, available)}")
     return "\n".join(lines)
 
 
-def _row(estimate: MemoryEstimate, available: AvailableMemory) -> tuple[str, ...]:
+def _cells(estimate: MemoryEstimate, available: AvailableMemory) -> tuple[str, ...]:
     parts = (estimate.params, estimate.grads, estimate.optimizer, estimate.buffers, estimate.activations)
-    return (*(format_bytes(n) for n in parts), format_bytes(estimate.device_total),
-            format_bytes(estimate.host_total) if estimate.offloaded else "-", verdict(estimate, available))
+    host = format_bytes(estimate.host_total) if estimate.offloaded else "-"
+    device = format_bytes(estimate.device_total)
+    return (*map(format_bytes, parts), device, host, verdict(estimate, available))
 
 
 def verdict(estimate: MemoryEstimate, available: AvailableMemory) -> str:
@@ -52,12 +83,40 @@ def verdict(estimate: MemoryEstimate, available: AvailableMemory) -> str:
     if available.fits(estimate):
         return f"fits ({share})"
     if available.device != "cpu" and estimate.device_total <= available.per_rank:
-        return f"does NOT fit (host: {format_bytes(estimate.host_total)} of {format_bytes(available.host_per_rank)})"
+        host = f"{format_bytes(estimate.host_total)} of {format_bytes(available.host_per_rank)}"
+        return f"does NOT fit (host RAM: {host})"
     return f"does NOT fit ({share})"
 
 
+def suggest(plan: MemoryPlan, available: AvailableMemory) -> str:
+    """One change that makes the judged strategy fit, the least intrusive first."""
+    model, work, world_size, strategy = plan.model, plan.workload, plan.world_size, plan.configured
+
+    def fits(name: str = strategy, shape: ModelShape = model, workload: Workload = work) -> bool:
+        return available.fits(estimate_memory(shape, workload, name, world_size))
+
+    if strategy in ("single", "ddp") and world_size > 1 and fits("fsdp"):
+        return "use TRAINER.STRATEGY fsdp (parameters, gradients and optimizer state sharded)"
+    if strategy != "fsdp+offload" and fits("fsdp+offload"):
+        return "use TRAINER.STRATEGY fsdp with TRAINER.FSDP_CPU_OFFLOAD true"
+    if not work.checkpointing and fits(workload=dataclasses.replace(work, checkpointing=True)):
+        return "set MODEL.GRADIENT_CHECKPOINTING true (activations recomputed in backward)"
+    smaller = sorted({max(work.batch_size >> k, 1) for k in range(1, work.batch_size.bit_length() + 1)})
+    fitting = [b for b in smaller if b < work.batch_size and fits(workload=dataclasses.replace(work, batch_size=b))]
+    batch = max(fitting, default=0)
+    if batch:
+        accum = math.ceil(work.batch_size / batch)
+        return f"set TRAINER.BATCH_SIZE_TRAIN {batch} (GRAD_ACCUM_STEPS {accum} keeps the global batch)"
+    frozen = dataclasses.replace(model, trainable=0, trainable_bytes=0, block_trainable_bytes=0,
+                                 root_trainable_bytes=0)
+    if model.trainable == model.params and fits(shape=frozen):
+        return "train adapters only: MODEL.LORA (or MODEL.PEFT) with TARGET_MODULES of the attention layers"
+    return ("no single change fits: combine fsdp+offload, gradient checkpointing, a smaller batch and LoRA, "
+            "or use more devices")
+
+
 def check_memory(cfg: Config, nproc: int, nnodes: int, force: bool) -> None:
-    """Before `trainlab train`: one line with the configured strategy's estimate; ConfigError when it cannot fit.
+    """Before `trainlab train`: a line with the configured strategy's estimate; ConfigError if it cannot fit.
 
     Only Hugging Face models (TransformersModelWrapper) and the built-in strategies are estimated. A failure
     of the estimate itself is a warning: it never stops a run.
@@ -65,46 +124,47 @@ def check_memory(cfg: Config, nproc: int, nnodes: int, force: bool) -> None:
     try:
         if not is_estimable(cfg):
             return
-        plan = plan_memory(cfg, available_memory(cfg, nproc), nproc * nnodes)
-    except Exception as error:  # the estimate is advice: whatever breaks in it, training goes on
+        plan = plan_memory(cfg, nproc * nnodes)
+        estimate = plan.estimates.get(plan.configured)  # None for a user's strategy: nothing to judge
+        available = available_memory(cfg, nproc) if estimate else None
+    except Exception as error:  # noqa: BLE001 — the estimate is advice: whatever breaks in it, training runs
         print(f"trainlab: warning: no memory estimate ({_first_line(error)})", file=sys.stderr)
         return
-    estimate = plan.estimates.get(plan.configured)
-    if estimate is None:  # a user's strategy: nothing to judge
+    if estimate is None or available is None:
         return
-    line = (f"memory per process ({plan.configured}, {plan.world_size} process{'es' if plan.world_size > 1 else ''}): "
-            f"~{format_bytes(estimate.device_total)} "
-            f"(params {format_bytes(estimate.params)}, grads {format_bytes(estimate.grads)}, optimizer "
-            f"{format_bytes(estimate.optimizer)}, activations {format_bytes(estimate.activations)}) of "
-            f"{format_bytes(plan.available.per_rank)} {plan.available.source}: {verdict(estimate, plan.available)}")
-    if plan.suggestion is None:
+    line = (f"memory per process ({plan.configured}, {_processes(plan.world_size)}): "
+            f"~{format_bytes(estimate.device_total)} (params {format_bytes(estimate.params)}, grads "
+            f"{format_bytes(estimate.grads)}, optimizer {format_bytes(estimate.optimizer)}, activations "
+            f"{format_bytes(estimate.activations)}) of {format_bytes(available.per_rank)} {available.source}: "
+            f"{verdict(estimate, available)}")
+    if available.fits(estimate):
         print(f"trainlab: {line}", file=sys.stderr)
     elif force:
         print(f"trainlab: {line}; training anyway (--force)", file=sys.stderr)
     else:
-        raise ConfigError(f"{line}; {plan.suggestion}; or pass --force to train anyway "
-                          f"(see `trainlab estimate CONFIG --nproc {nproc}`)")
+        raise ConfigError(f"{line}; {suggest(plan, available)}; or pass --force to train anyway "
+                          f"(`trainlab estimate` compares the strategies)")
 
 
 def available_memory(cfg: Config, nproc_per_node: int) -> AvailableMemory:
-    """Free memory of the GPUs the run uses (shared when processes outnumber them), else host RAM, per process."""
+    """Free memory of the GPUs (shared when processes outnumber them), else host RAM, per local process."""
     import torch
 
     from ..components import trainer_settings
 
     host = host_memory() // nproc_per_node
-    device = trainer_settings(cfg).device
-    if device == "cpu" or not torch.cuda.is_available():
-        return AvailableMemory("cpu", host, host, "host RAM" + (f" / {nproc_per_node}" if nproc_per_node > 1 else ""))
+    if trainer_settings(cfg).device == "cpu" or not torch.cuda.is_available():
+        shared = f" / {nproc_per_node}" if nproc_per_node > 1 else ""
+        return AvailableMemory("cpu", host, host, f"host RAM{shared}")
     count = torch.cuda.device_count()
     free = min(torch.cuda.mem_get_info(index)[0] for index in range(min(count, nproc_per_node)))
     sharing = math.ceil(nproc_per_node / count)
-    return AvailableMemory("cuda", free // sharing, host,
-                           f"free on {torch.cuda.get_device_name(0)}" + (f" / {sharing}" if sharing > 1 else ""))
+    name = torch.cuda.get_device_name(0) + (f" / {sharing}" if sharing > 1 else "")
+    return AvailableMemory("cuda", free // sharing, host, f"free on {name}")
 
 
 def host_memory() -> int:
-    """Bytes of RAM available now (psutil; else all physical RAM), within the cgroup's limit if there is one."""
+    """Bytes of RAM available now (psutil; else all physical RAM), within the cgroup's limit if one is set."""
     try:
         import psutil
 
@@ -131,6 +191,10 @@ def format_count(n: int) -> str:
         if n >= size:
             return f"{n / size:.2f} {unit}"
     return str(n)
+
+
+def _processes(n: int) -> str:
+    return f"{n} process{'es' if n > 1 else ''}"
 
 
 def _first_line(error: BaseException) -> str:

@@ -17,7 +17,7 @@ __all__ = ["ExportAdapterHook", "has_adapter"]
 
 @HOOKS.register_module()
 class ExportAdapterHook(Hook):
-    """After training (the best weights loaded), rank 0 writes the adapter alone to RUN_DIR/adapter.
+    """After training (the best weights loaded), the adapter alone goes to RUN_DIR/adapter (rank 0 writes).
 
     A Hugging Face PEFT model is saved in PEFT's format (``peft.PeftModel.from_pretrained(base,
     RUN_DIR/adapter)`` loads it), TrainLab's LoRA in the trainlab-lora format; ``trainlab merge-lora`` merges either. Nothing
@@ -27,7 +27,7 @@ class ExportAdapterHook(Hook):
     priority = 45  # after the checkpoint hook (40) restored the best weights
 
     def after_train(self, trainer: BaseTrainer) -> None:
-        if trainer.rank != 0 or not trainer.settings.save:
+        if not trainer.settings.save:
             return
         model = trainer.unwrapped_model
         if not has_adapter(model):
@@ -36,8 +36,13 @@ class ExportAdapterHook(Hook):
         if any(layer.merged for layer in lora_modules(model).values()):
             trainer.logger.warning("LoRA layers are merged into their base weights: no adapter exported")
             return
+        # Every rank takes part: a sharded strategy gathers the adapter's tensors (small) into rank 0.
+        trained = {name for name, param in model.named_parameters() if param.requires_grad}
+        state = trainer.strategy.gather_state(lambda name: name in trained or "lora_" in name)
+        if trainer.rank != 0:
+            return
         target = str(trainer.run_dir / "adapter")
-        save_adapter(model, target)
+        save_adapter(model, target, state=state)
         trainer.logger.info(
             "saved the adapter to %s (merge it with `trainlab merge-lora %s OUT_DIR`)", target, target
         )

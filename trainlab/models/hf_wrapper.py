@@ -16,6 +16,7 @@ from trainlab.peft.params import describe_trainable, freeze_parameters
 from trainlab.registries import MODELS
 
 from .pretrained import load_preprocessors, log_load_summary, quiet_hf, resolve_pretrained
+from .skeleton import building_skeleton
 
 logger = logging.getLogger(__name__)
 
@@ -156,10 +157,36 @@ def _normalize_task(task: str | None, model_type: str | None) -> str:
     return name
 
 
+def keys_missing_from(directory: str, model: nn.Module) -> list[str]:
+    """State keys of ``model`` that the safetensors files in ``directory`` lack (read from their headers only),
+    allowing for the base-model prefix and for tied parameters."""
+    from safetensors import safe_open
+
+    saved: set[str] = set()
+    for name in os.listdir(directory):
+        if name.endswith(".safetensors"):
+            with safe_open(os.path.join(directory, name), framework="pt") as handle:
+                saved.update(handle.keys())
+    prefix = getattr(model, "base_model_prefix", "")
+    present = {key for key in model.state_dict()
+               if key in saved or key.removeprefix(f"{prefix}.") in saved or f"{prefix}.{key}" in saved}
+    by_tensor: dict[int, list[str]] = {}
+    for key, param in model.named_parameters(remove_duplicate=False):
+        by_tensor.setdefault(id(param), []).append(key)
+    tied = {key for keys in by_tensor.values() if present & set(keys) for key in keys}
+    return sorted(key for key, _ in model.named_parameters() if key not in present | tied)
+
+
 def _load_model(
     directory: str, task: str, trust_remote_code: bool, kwargs: dict[str, Any]
 ) -> tuple[nn.Module, list[str]]:
     auto_class = getattr(transformers, TASK_AUTO_CLASSES[task])
+    if building_skeleton():  # a sharded run's other ranks: the structure only, rank 0 sends the weights
+        config = transformers.AutoConfig.from_pretrained(directory, trust_remote_code=trust_remote_code, local_files_only=True,
+                                                         **{k: v for k, v in kwargs.items() if k != "torch_dtype"})
+        with quiet_hf():
+            model = auto_class.from_config(config, trust_remote_code=trust_remote_code)
+        return model, keys_missing_from(directory, model)  # what rank 0's load reports as newly initialised
     with quiet_hf():
         try:
             model, info = auto_class.from_pretrained(

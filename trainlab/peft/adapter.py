@@ -50,11 +50,13 @@ def has_adapter(model: nn.Module) -> bool:
     return bool(lora_modules(model)) or find_peft_model(model) is not None
 
 
-def save_adapter(model: nn.Module, path: str, base_model: dict[str, Any] | None = None) -> str:
+def save_adapter(model: nn.Module, path: str, base_model: dict[str, Any] | None = None,
+                 state: dict[str, torch.Tensor] | None = None) -> str:
     """Write the adapter of ``model`` to ``path``: PEFT's format for a PEFT model, else TrainLab's (above).
 
     PEFT's format loads with ``peft.PeftModel.from_pretrained(base, path)``; both merge with
-    ``trainlab merge-lora``. ``base_model`` defaults to ``model.base_model_cfg``.
+    ``trainlab merge-lora``. ``base_model`` defaults to ``model.base_model_cfg``. ``state``: the adapter's
+    full tensors keyed like ``model.state_dict()``, when the model's own are shards (FSDP).
     """
     model = unwrap_model(model)
     if base_model is None:
@@ -63,8 +65,12 @@ def save_adapter(model: nn.Module, path: str, base_model: dict[str, Any] | None 
     if peft_model is not None:
         from .hf_peft import save_peft_adapter
 
-        return save_peft_adapter(peft_model, path, base_model=base_model)
-    return save_lora_adapter(model, path, base_model)
+        prefix = next(name for name, module in model.named_modules() if module is peft_model)
+        peft_state = None if state is None else {
+            key.removeprefix(f"{prefix}."): value for key, value in state.items() if not prefix or key.startswith(f"{prefix}.")
+        }
+        return save_peft_adapter(peft_model, path, base_model=base_model, state=peft_state)
+    return save_lora_adapter(model, path, base_model, tensors=state)
 
 
 def lora_state_dict(model: nn.Module, include_trained: bool = True) -> dict[str, torch.Tensor]:
@@ -76,10 +82,12 @@ def lora_state_dict(model: nn.Module, include_trained: bool = True) -> dict[str,
     }
 
 
-def save_lora_adapter(model: nn.Module, path: str, base_model: dict[str, Any] | None = None) -> str:
+def save_lora_adapter(model: nn.Module, path: str, base_model: dict[str, Any] | None = None,
+                      tensors: dict[str, torch.Tensor] | None = None) -> str:
     """Write the adapter of ``model`` to the directory ``path`` (format above); return ``path``.
 
-    ``base_model`` defaults to ``model.base_model_cfg``, which TrainLab's models set.
+    ``base_model`` defaults to ``model.base_model_cfg``, which TrainLab's models set. ``tensors``: the
+    adapter's full tensors when the model's own are shards.
     """
     layers = lora_modules(model)
     if not layers:
@@ -88,7 +96,8 @@ def save_lora_adapter(model: nn.Module, path: str, base_model: dict[str, Any] | 
         )
     if any(layer.merged for layer in layers.values()):
         raise ConfigError("cannot save a LoRA adapter while it is merged; call unmerge_lora(model) first")
-    tensors = {name: tensor.contiguous().cpu() for name, tensor in lora_state_dict(model).items()}
+    wanted = lora_state_dict(model)
+    tensors = {name: tensor.contiguous().cpu() for name, tensor in (tensors or wanted).items() if name in wanted}
     meta = {
         "format": ADAPTER_FORMAT,
         "version": 1,

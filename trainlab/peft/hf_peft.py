@@ -122,15 +122,17 @@ def apply_peft(model: nn.Module, cfg: Mapping[str, Any], task: str | None = None
     return peft_model
 
 
-def save_peft_adapter(model: PeftModel, directory: str, base_model: dict[str, Any] | None = None) -> str:
+def save_peft_adapter(model: PeftModel, directory: str, base_model: dict[str, Any] | None = None,
+                      state: dict[str, Any] | None = None) -> str:
     """Save the adapter in PEFT's layout, so ``peft.PeftModel.from_pretrained(base, directory)`` loads it.
 
     ``base_model`` (the MODEL section that rebuilds the base) is stored in ``trainlab_base_model.json`` for
-    :func:`trainlab.peft.merge.merge_lora_checkpoint`.
+    :func:`trainlab.peft.merge.merge_lora_checkpoint`. ``state``: full tensors keyed like the PEFT model's state
+    dict, when the model's own are shards (FSDP).
     """
     if not isinstance(model, PeftModel):
         raise ConfigError(f"save_peft_adapter needs a PEFT model (MODEL.PEFT), got {type(model).__name__}")
-    model.save_pretrained(directory)
+    model.save_pretrained(directory, **({"state_dict": state} if state is not None else {}))
     if base_model is not None:
         with open(os.path.join(directory, BASE_MODEL_FILE), "w", encoding="utf-8") as file:
             json.dump(base_model, file, indent=2, default=str)

@@ -33,4 +33,4 @@ def build_strategy(settings: Any, device: torch.device, name: str | None = None)
     return target(device=device, **options)
 
 
-__all__ = ["PRECISIONS", "DDPStrategy", "FSDPStrategy", "Strategy", "build_strategy", "resolve_device", "strategy_name"]
+__all__ = ["PRECISIONS", "STRATEGIES", "DDPStrategy", "FSDPStrategy", "Strategy", "build_strategy", "resolve_device", "strategy_name"]

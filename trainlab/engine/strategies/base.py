@@ -8,7 +8,7 @@ a subclass in one new file registered in STRATEGIES, with no edit elsewhere in t
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -118,6 +118,15 @@ class Strategy:
         Used by code that runs on one rank only (the prototype's ``save_best_model`` under ``if rank == 0``).
         """
         return self.module.state_dict()
+
+    def gather_state(self, select: Callable[[str], bool]) -> dict[str, torch.Tensor]:
+        """The full tensors of the state entries whose names ``select`` picks, on rank 0 (empty elsewhere).
+
+        Call it on every rank: sharded subclasses gather each tensor from all of them.
+        """
+        if not distributed.is_main_process():
+            return {}
+        return {name: tensor.detach().cpu() for name, tensor in self.module.state_dict().items() if select(name)}
 
     def parameter_shapes(self) -> dict[str, list[int]]:
         return {name: list(tensor.shape) for name, tensor in self.module.state_dict().items()}

@@ -9,7 +9,7 @@ exported model is gathered one tensor at a time into rank 0.
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -37,6 +37,8 @@ class FSDPStrategy(Strategy):
             ``_no_split_modules``.
     """
 
+    loads_from_rank0 = True  # ranks other than 0 build a weightless skeleton (trainlab.models.skeleton)
+
     def __init__(self, device: torch.device, precision: str = "fp32", fsdp_reshard_after_forward: bool = True,
                  fsdp_cpu_offload: bool = False, fsdp_layer_classes: list[str] | None = None) -> None:
         if precision == "fp16":
@@ -53,6 +55,26 @@ class FSDPStrategy(Strategy):
         self.mesh: Any = None
 
     # ------------------------------------------------------------------ sharding
+    def setup(self, model: nn.Module) -> nn.Module:
+        """Shard ``model`` where it is (fully_shard moves each shard to the device), never a full copy on the device.
+
+        Ranks that built a skeleton (parameters on ``meta``, see trainlab.models.skeleton) get real storage for
+        their shards, and rank 0 broadcasts the weights tensor by tensor: one full copy per job in host memory.
+        """
+        from ...models.skeleton import is_skeleton, materialize
+
+        skeleton = is_skeleton(model)
+        any_skeleton = distributed.all_reduce_min(torch.tensor(0.0 if skeleton else 1.0)).item() == 0.0
+        full = model.state_dict() if any_skeleton and distributed.is_main_process() else {}
+        self.model = self.wrap(model)
+        if skeleton:
+            materialize(self.model, self.device)
+        if any_skeleton:
+            from torch.distributed.checkpoint.state_dict import StateDictOptions, set_model_state_dict
+
+            set_model_state_dict(self.model, full, options=StateDictOptions(full_state_dict=True, broadcast_from_rank0=True))
+        return self.model
+
     def wrap(self, model: nn.Module) -> nn.Module:
         from torch.distributed.device_mesh import init_device_mesh
         from torch.distributed.fsdp import CPUOffloadPolicy, OffloadPolicy, fully_shard
@@ -100,6 +122,9 @@ class FSDPStrategy(Strategy):
     def model_state_dict(self) -> dict[str, torch.Tensor]:
         """The full model on rank 0 (empty elsewhere), gathered one tensor at a time; collective."""
         return gather_full_state(self.module)
+
+    def gather_state(self, select: Callable[[str], bool]) -> dict[str, torch.Tensor]:
+        return gather_full_state(self.module, select)
 
     def save_checkpoint(self, directory: Path, state: Mapping[str, Any]) -> None:
         import torch.distributed.checkpoint as dcp
@@ -162,11 +187,14 @@ def block_class_names(model: nn.Module) -> set[str]:
     return names
 
 
-def gather_full_state(module: nn.Module) -> dict[str, torch.Tensor]:
-    """Every tensor of ``module``'s state dict in full, kept on rank 0's CPU only; one tensor gathered at a time."""
+def gather_full_state(module: nn.Module, select: Callable[[str], bool] | None = None) -> dict[str, torch.Tensor]:
+    """The tensors of ``module``'s state dict (those ``select`` picks) in full, kept on rank 0's CPU only;
+    gathered one tensor at a time, so no rank ever holds more than one full copy."""
     full = {}
     main = distributed.is_main_process()
     for name, tensor in module.state_dict().items():
+        if select is not None and not select(name):
+            continue
         value = tensor.full_tensor() if hasattr(tensor, "full_tensor") else tensor
         if main:
             full[name] = value.detach().to("cpu", copy=True)

@@ -177,3 +177,24 @@ def test_lora_under_fsdp_exports_an_adapter_and_a_merged_model_with_the_runs_log
     with torch.no_grad():
         remerged = transformers.AutoModelForCausalLM.from_pretrained(tmp_path / "merged").eval()
         assert torch.allclose(remerged(**inputs).logits, expected, atol=1e-4)
+
+
+def test_fsdp_loading_needs_less_host_memory_on_every_rank_but_0(llama_job, tmp_path):
+    """Ranks other than 0 build the model without weights and receive only their shards."""
+    folder = tmp_path / "wide"
+    config = transformers.LlamaConfig.from_pretrained(llama_job["model"])
+    config.hidden_size, config.intermediate_size, config.num_hidden_layers = 512, 1024, 4  # ~42M parameters
+    torch.manual_seed(0)
+    transformers.LlamaForCausalLM(config).save_pretrained(folder)
+    for file in llama_job["model"].glob("tokenizer*"):
+        (folder / file.name).write_bytes(file.read_bytes())
+    rss = ("TRAINER.HOOKS", "[{NAME: LoadRssHook}]", *SHARDING, "MODEL.PRETRAINED", str(folder), "TRAINER.MAX_STEPS", "1")
+    fsdp, fsdp_dir = train_llama(llama_job, tmp_path / "fsdp", *rss)
+    ddp, ddp_dir = train_llama(llama_job, tmp_path / "ddp", *rss, "TRAINER.STRATEGY", "ddp")
+    assert fsdp.returncode == 0, fsdp.stderr[-3000:]
+    assert ddp.returncode == 0, ddp.stderr[-3000:]
+    peak = {(name, rank): json.loads((run / f"rss-rank{rank}.json").read_text())["peak_mib"]
+            for name, run in (("fsdp", fsdp_dir), ("ddp", ddp_dir)) for rank in (0, 1)}
+    weights_mib = sum(p.stat().st_size for p in folder.glob("*.safetensors")) / 2**20
+    assert peak["fsdp", 1] < peak["ddp", 1] - weights_mib / 2, (peak, weights_mib)
+    assert peak["fsdp", 0] < peak["ddp", 0] + weights_mib / 4, (peak, weights_mib)

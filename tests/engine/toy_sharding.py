@@ -54,3 +54,14 @@ class ShardBytesHook(Hook):
         sizes = {"params": sum(local(p) for p in params), "grads": sum(local(p) for p in params if p.requires_grad),
                  "optimizer": sum(local(v) for v in state)}
         (trainer.run_dir / f"bytes-rank{trainer.rank}.json").write_text(json.dumps(sizes))
+
+
+@HOOKS.register_module()
+class LoadRssHook(Hook):
+    """Before the first step, writes this process's peak resident memory so far (the loading peak), in MiB."""
+
+    def before_train(self, trainer):
+        import resource
+
+        peak_mib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # Linux reports KiB
+        (trainer.run_dir / f"rss-rank{trainer.rank}.json").write_text(json.dumps({"peak_mib": peak_mib}))

@@ -198,3 +198,17 @@ def test_fsdp_loading_needs_less_host_memory_on_every_rank_but_0(llama_job, tmp_
     weights_mib = sum(p.stat().st_size for p in folder.glob("*.safetensors")) / 2**20
     assert peak["fsdp", 1] < peak["ddp", 1] - weights_mib / 2, (peak, weights_mib)
     assert peak["fsdp", 0] < peak["ddp", 0] + weights_mib / 4, (peak, weights_mib)
+
+
+def test_the_recipe_as_shipped_trains_with_bf16_activation_checkpointing_and_cpu_offload(llama_job, tmp_path):
+    out = tmp_path / "offload"
+    args = ["train", str(LLAMA_FSDP), "MODEL.PRETRAINED", str(llama_job["model"]), "TRAINER.FSDP_CPU_OFFLOAD", "true",
+            "TRAINER.OUTPUT_DIR", str(out), "TRAINER.MAX_STEPS", "2", "TRAINER.LOG_EVERY_STEPS", "1",
+            "DATASET.TRAIN.ROOT", str(llama_job["data"]), "DATASET.VAL.ROOT", str(llama_job["data"]),
+            "DATASET.TRAIN.MAX_LENGTH", "32", "DATASET.VAL.MAX_LENGTH", "32", "--nproc", "2"]
+    proc = run_trainlab(args, cwd=tmp_path, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    [run_dir] = (out / "llama_fsdp").iterdir()
+    assert sorted(step_losses(run_dir)) == [1, 2]
+    assert "bf16" in (run_dir / "train.log").read_text()
+    assert (run_dir / "model" / "model.safetensors").is_file()

@@ -83,7 +83,7 @@ class FSDPStrategy(Strategy):
             raise ConfigError("the model has no trainable parameter: check MODEL.FREEZE / LORA settings")
         self.mesh = init_device_mesh(self.device.type, (distributed.get_world_size(),))
         options = {"mesh": self.mesh, "mp_policy": self.mp_policy, "reshard_after_forward": self.reshard_after_forward,
-                   "offload_policy": CPUOffloadPolicy() if self.cpu_offload else OffloadPolicy()}
+                   "offload_policy": CPUOffloadPolicy(pin_memory=self.device.type == "cuda") if self.cpu_offload else OffloadPolicy()}
         names = set(self.layer_classes) or block_class_names(model)
         blocks = [module for module in model.modules() if type(module).__name__ in names]
         if not blocks:

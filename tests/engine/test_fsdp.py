@@ -172,6 +172,14 @@ def test_lora_under_fsdp_exports_an_adapter_and_a_merged_model_with_the_runs_log
         assert not any("lora" in name for name, _ in merged.named_parameters())
         assert torch.allclose(merged(**inputs).logits, expected, atol=1e-4)
 
+    # Evaluated sharded, during the run (every sample once), and from the sharded checkpoint in one process.
+    [evaluation] = [m for m in read_metrics(run_dir) if "val/loss" in m]
+    assert evaluation["val/num_samples"] == 8
+    evaluate = run_trainlab(["eval", *args[1:-2], "--checkpoint", str(run_dir), "--split", "val"], cwd=tmp_path)
+    assert evaluate.returncode == 0, evaluate.stderr[-3000:]
+    metrics = json.loads(evaluate.stdout[evaluate.stdout.index("{"):])
+    assert metrics["val/num_samples"] == 8 and abs(metrics["val/loss"] - evaluation["val/loss"]) < 1e-5
+
     merge = run_trainlab(["merge-lora", str(run_dir / "adapter"), str(tmp_path / "merged")], cwd=tmp_path)
     assert merge.returncode == 0, merge.stderr
     with torch.no_grad():

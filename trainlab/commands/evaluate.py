@@ -12,21 +12,21 @@ SPLITS = {"train": "TRAIN", "val": "VAL", "validation": "VAL", "test": "TEST"}
 
 
 def resolve_weights(checkpoint: str) -> Path:
-    """A weights file from a checkpoint path: a .safetensors file, a checkpoint directory, or a run directory
-    (its best checkpoint, else its latest)."""
-    from ..engine.checkpoint import MODEL_FILE, best_checkpoint, latest_checkpoint
+    """The weights of a checkpoint path: a .safetensors file, or a checkpoint directory (whole or sharded) — the
+    given one, or a run directory's best checkpoint, else its latest."""
+    from ..engine.checkpoint import MODEL_FILE, SHARDED_DIR, best_checkpoint, is_complete, latest_checkpoint
 
     path = Path(checkpoint)
     if path.is_file():
         return path
-    if (path / MODEL_FILE).is_file():
-        return path / MODEL_FILE
+    if (path / MODEL_FILE).is_file() or (path / SHARDED_DIR).is_dir() and is_complete(path):
+        return path
     checkpoints = path / "checkpoints"
     found = (best_checkpoint(checkpoints) or latest_checkpoint(checkpoints)) if checkpoints.is_dir() else None
     if found is not None:
-        return found / MODEL_FILE
+        return found
     raise ConfigError(f"--checkpoint {checkpoint}: no model weights there (expected a run directory, a checkpoint "
-                      f"directory with {MODEL_FILE}, or a .safetensors file)")
+                      f"directory, or a .safetensors file)")
 
 
 def inference_trainer(cfg: Config, checkpoint: str) -> Any:
@@ -42,7 +42,10 @@ def inference_trainer(cfg: Config, checkpoint: str) -> Any:
     trainer = build_trainer(cfg, build_model(cfg))
     trainer.setup(distributed.get_rank(), distributed.get_world_size(), for_training=False)
     try:
-        trainer.strategy.load_weights(weights, strict=True)
+        if weights.is_dir():  # written by any strategy, at any world size
+            trainer.strategy.load_checkpoint_weights(weights)
+        else:
+            trainer.strategy.load_weights(weights, strict=True)
     except RuntimeError as exc:
         raise ConfigError(f"{weights} does not fit the configured model ({str(exc).splitlines()[0]}); "
                           f"use the config the checkpoint was trained with") from None

@@ -11,7 +11,7 @@ from torch import nn
 from torch.nn.modules import loss as torch_losses
 
 from ..registries import LOSSES
-from ..registry import match_keywords
+from ..registry import build, match_keywords
 from ._introspect import public_classes
 
 for _loss in public_classes(torch_losses, nn.Module):
@@ -30,7 +30,7 @@ def build_loss(name: str | None, kwargs: Mapping[str, Any]) -> nn.Module | None:
         return None
     loss_class = LOSSES.get(name)
     kwargs = match_keywords(loss_class, kwargs or {}, "LOSS_KWARGS")
-    return loss_class(**_lists_to_tensors(loss_class, kwargs))
+    return build({"NAME": name, **_lists_to_tensors(loss_class, kwargs)}, LOSSES, where="LOSS_KWARGS")
 
 
 def _lists_to_tensors(loss_class: type, kwargs: Mapping[str, Any]) -> dict[str, Any]:

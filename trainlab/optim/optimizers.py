@@ -10,7 +10,7 @@ from torch import nn, optim
 
 from ..errors import ConfigError
 from ..registries import OPTIMIZERS
-from ..registry import match_keywords
+from ..registry import build, match_keywords
 from ._introspect import public_classes
 from .param_groups import param_groups, trainable_parameters, unwrap_model
 
@@ -45,12 +45,13 @@ def build_optimizer(model: nn.Module, name: str, kwargs: Mapping[str, Any]) -> o
         weight_decay = options.pop("weight_decay", signature["weight_decay"].default)
         params = param_groups(model, weight_decay)
     fast = _multi_tensor_option(signature, options, trainable)
+    spec = {"NAME": name, **options}
     if fast.get("fused"):
         try:
-            return optimizer_class(params, **options, **fast)
+            return build({**spec, **fast}, OPTIMIZERS, params, where="OPTIMIZER_KWARGS")
         except RuntimeError:  # this optimizer has no fused kernel for these parameters' device
             fast = {"foreach": True} if "foreach" in signature else {}
-    return optimizer_class(params, **options, **fast)
+    return build({**spec, **fast}, OPTIMIZERS, params, where="OPTIMIZER_KWARGS")
 
 
 def _multi_tensor_option(

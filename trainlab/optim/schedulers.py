@@ -12,7 +12,7 @@ from torch.optim import Optimizer, lr_scheduler
 
 from ..errors import ConfigError
 from ..registries import SCHEDULERS
-from ..registry import accepted_keywords, match_keywords
+from ..registry import accepted_keywords, build, match_keywords
 from ._introspect import public_classes
 
 for _scheduler in public_classes(lr_scheduler, lr_scheduler.LRScheduler):
@@ -116,7 +116,7 @@ def build_scheduler(
     if issubclass(scheduler_class, lr_scheduler.OneCycleLR) and "max_lr" not in options:
         options["max_lr"] = [group["lr"] for group in optimizer.param_groups]
     _require_arguments(scheduler_class, options, name)
-    scheduler = scheduler_class(optimizer, **options)
+    scheduler = build({"NAME": name, **options}, SCHEDULERS, optimizer, where="SCHEDULER_KWARGS")
     return ScheduledLR(scheduler, interval, monitor=isinstance(scheduler, lr_scheduler.ReduceLROnPlateau))
 
 

@@ -11,7 +11,7 @@ from typing import Any
 import torch
 
 from ...registries import STRATEGIES
-from ...registry import accepted_keywords
+from ...registry import accepted_keywords, build
 from .. import distributed
 from .base import PRECISIONS, Strategy, resolve_device
 from .ddp import DDPStrategy
@@ -27,10 +27,10 @@ def strategy_name(requested: str, world_size: int) -> str:
 
 def build_strategy(settings: Any, device: torch.device, name: str | None = None) -> Strategy:
     """The strategy of ``settings`` (or ``name``) for this process, given the settings its constructor accepts."""
-    target = STRATEGIES.get(strategy_name(name or settings.strategy, distributed.get_world_size()))
-    accepted, _ = accepted_keywords(target)
+    chosen = strategy_name(name or settings.strategy, distributed.get_world_size())
+    accepted, _ = accepted_keywords(STRATEGIES.get(chosen))
     options = {key: value for key, value in settings.to_dict().items() if key in accepted and key != "device"}
-    return target(device=device, **options)
+    return build({"NAME": chosen, **options}, STRATEGIES, where="TRAINER.STRATEGY", device=device)
 
 
 __all__ = ["PRECISIONS", "STRATEGIES", "DDPStrategy", "FSDPStrategy", "Strategy", "build_strategy", "resolve_device", "strategy_name"]

@@ -14,7 +14,7 @@ from pathlib import Path
 
 from ..errors import TrainLabError
 
-REPO = Path(__file__).resolve().parent.parent
+REPO = Path(__file__).resolve().parents[2]
 SAMPLE_CSV = REPO / "examples" / "stackoverflow" / "train-sample.csv"
 CONFIG = REPO / "configs" / "stackoverflow" / "minilm_full.yaml"
 

@@ -95,9 +95,10 @@ def suggest(plan: MemoryPlan, available: AvailableMemory) -> str:
     def fits(name: str = strategy, shape: ModelShape = model, workload: Workload = work) -> bool:
         return available.fits(estimate_memory(shape, workload, name, world_size))
 
-    if strategy in ("single", "ddp") and world_size > 1 and fits("fsdp"):
+    sharding = world_size > 1  # fsdp needs a process group
+    if sharding and strategy in ("single", "ddp") and fits("fsdp"):
         return "use TRAINER.STRATEGY fsdp (parameters, gradients and optimizer state sharded)"
-    if strategy != "fsdp+offload" and fits("fsdp+offload"):
+    if sharding and strategy != "fsdp+offload" and fits("fsdp+offload"):
         return "use TRAINER.STRATEGY fsdp with TRAINER.FSDP_CPU_OFFLOAD true"
     if not work.checkpointing and fits(workload=dataclasses.replace(work, checkpointing=True)):
         return "set MODEL.GRADIENT_CHECKPOINTING true (activations recomputed in backward)"
@@ -107,8 +108,7 @@ def suggest(plan: MemoryPlan, available: AvailableMemory) -> str:
     if batch:
         accum = math.ceil(work.batch_size / batch)
         return f"set TRAINER.BATCH_SIZE_TRAIN {batch} (GRAD_ACCUM_STEPS {accum} keeps the global batch)"
-    frozen = dataclasses.replace(model, trainable=0, trainable_bytes=0, block_trainable_bytes=0,
-                                 root_trainable_bytes=0)
+    frozen = dataclasses.replace(model, trainable=0, trainable_bytes=0, block_trainable=0, root_trainable=0)
     if model.trainable == model.params and fits(shape=frozen):
         return "train adapters only: MODEL.LORA (or MODEL.PEFT) with TARGET_MODULES of the attention layers"
     return ("no single change fits: combine fsdp+offload, gradient checkpointing, a smaller batch and LoRA, "
@@ -126,7 +126,8 @@ def check_memory(cfg: Config, nproc: int, nnodes: int, force: bool) -> None:
             return
         plan = plan_memory(cfg, nproc * nnodes)
         estimate = plan.estimates.get(plan.configured)  # None for a user's strategy: nothing to judge
-        available = available_memory(cfg, nproc) if estimate else None
+        # several processes: this one only launches them and must not hold a CUDA context
+        available = available_memory(cfg, nproc, context=nproc * nnodes == 1) if estimate else None
     except Exception as error:  # noqa: BLE001 — the estimate is advice: whatever breaks in it, training runs
         print(f"trainlab: warning: no memory estimate ({_first_line(error)})", file=sys.stderr)
         return
@@ -146,8 +147,12 @@ def check_memory(cfg: Config, nproc: int, nnodes: int, force: bool) -> None:
                           f"(`trainlab estimate` compares the strategies)")
 
 
-def available_memory(cfg: Config, nproc_per_node: int) -> AvailableMemory:
-    """Free memory of the GPUs (shared when processes outnumber them), else host RAM, per local process."""
+def available_memory(cfg: Config, nproc_per_node: int, context: bool = True) -> AvailableMemory:
+    """Free memory of the GPUs (shared when processes outnumber them), else host RAM, per local process.
+
+    ``context=False`` reads the GPUs without creating a CUDA context in this process (through NVML, else
+    their total memory): a launcher that only waits for its workers must not hold ~0.5 GiB on each GPU.
+    """
     import torch
 
     from ..components import trainer_settings
@@ -157,10 +162,23 @@ def available_memory(cfg: Config, nproc_per_node: int) -> AvailableMemory:
         shared = f" / {nproc_per_node}" if nproc_per_node > 1 else ""
         return AvailableMemory("cpu", host, host, f"host RAM{shared}")
     count = torch.cuda.device_count()
-    free = min(torch.cuda.mem_get_info(index)[0] for index in range(min(count, nproc_per_node)))
+    free = min(gpu_free_memory(index, context) for index in range(min(count, nproc_per_node)))
     sharing = math.ceil(nproc_per_node / count)
     name = torch.cuda.get_device_name(0) + (f" / {sharing}" if sharing > 1 else "")
     return AvailableMemory("cuda", free // sharing, host, f"free on {name}")
+
+
+def gpu_free_memory(index: int, context: bool = True) -> int:
+    """Free bytes of GPU ``index``: ``mem_get_info``, or without a CUDA context NVML's reading (else the total)."""
+    import torch
+
+    if context:
+        return torch.cuda.mem_get_info(index)[0]
+    total = torch.cuda.get_device_properties(index).total_memory  # device properties need no context
+    try:
+        return total - torch.cuda.device_memory_used(index)
+    except Exception:  # noqa: BLE001 — no pynvml, or NVML cannot read this device
+        return total
 
 
 def host_memory() -> int:

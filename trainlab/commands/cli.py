@@ -66,7 +66,7 @@ def cmd_train(args: argparse.Namespace) -> int:
         overrides += ["TRAINER.RESUME", args.resume or "auto"]
     options = LaunchOptions(
         args.nproc, args.gpus, args.nnodes, args.node_rank, args.master_addr, args.master_port, args.rdzv_endpoint,
-        args.rdzv_id,
+        args.rdzv_id, args.max_restarts,
     ).resolve()  # launch options first: they are checked in a moment, the config takes seconds
     cfg = prepare_config(args.config, overrides, args.imports)  # user errors surface here, once, before any process starts
     check_memory(cfg, options.nproc, options.nnodes, args.force)  # a run that cannot fit stops here, unless --force
@@ -173,6 +173,8 @@ def build_parser() -> argparse.ArgumentParser:
         "--rdzv-endpoint", help="host:port of a c10d rendezvous (instead of --master-addr/--master-port)"
     )
     train.add_argument("--rdzv-id", help="rendezvous id shared by every node (default: $SLURM_JOB_ID, else 'trainlab')")
+    train.add_argument("--max-restarts", type=int, default=0,
+                       help="restart the processes up to N times when one dies; they resume the run's newest checkpoint")
     train.add_argument(
         "--resume", nargs="?", const="auto", help="continue the latest run (or the given checkpoint)"
     )

@@ -1,4 +1,9 @@
-"""Start N training processes through PyTorch's elastic launcher (torchrun), on one machine or several."""
+"""Start N training processes through PyTorch's elastic launcher (torchrun), on one machine or several.
+
+With ``--max-restarts N`` the launcher restarts the whole group when a process dies, up to N times; the run
+directory is decided here, once, and each restarted process resumes it from its newest complete checkpoint
+(``python -m trainlab.commands.launch RUN_DIR CONFIG [overrides]`` is that process's entry point).
+"""
 
 from __future__ import annotations
 
@@ -7,6 +12,7 @@ import os
 import socket
 import sys
 from dataclasses import dataclass
+from pathlib import Path
 
 from ..errors import ConfigError
 
@@ -23,6 +29,7 @@ class LaunchOptions:
     master_port: int | None = None
     rdzv_endpoint: str | None = None
     rdzv_id: str | None = None
+    max_restarts: int = 0
 
     def resolve(self) -> LaunchOptions:
         if self.gpus:
@@ -37,6 +44,8 @@ class LaunchOptions:
             raise ConfigError(f"--node-rank must be in 0..{self.nnodes - 1}, got {self.node_rank}")
         if self.nnodes > 1 and self.master_port is None and self.rdzv_endpoint is None:
             raise ConfigError("several nodes need a meeting point: pass --master-addr and --master-port (or --rdzv-endpoint)")
+        if self.max_restarts < 0:
+            raise ConfigError(f"--max-restarts must be 0 or more, got {self.max_restarts}")
         if self.master_port is not None and not 1 <= self.master_port <= 65535:
             raise ConfigError(f"--master-port must be a TCP port in 1..65535, got {self.master_port}")
         _, colon, port = (self.rdzv_endpoint or "").rpartition(":")
@@ -50,7 +59,8 @@ class LaunchOptions:
 
     @property
     def distributed(self) -> bool:
-        return self.nproc * self.nnodes > 1
+        """Whether the job runs under the elastic launcher: several processes, or one it must restart."""
+        return self.nproc * self.nnodes > 1 or self.max_restarts > 0
 
 
 def free_port() -> int:
@@ -60,19 +70,71 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
+def job_run_dir(module_args: list[str], nnodes: int) -> Path:
+    """The run directory of a job whose processes may be restarted, decided before any starts: TRAINER.RUN_DIR,
+    the run that TRAINER.RESUME continues, else a new timestamped one (workers would each pick a new one)."""
+    from ..config import load_config
+    from ..engine.checkpoint import find_resume_checkpoint
+    from ..engine.setup import make_run_dir
+    from .train import parse_args
+
+    args = parse_args(module_args)
+    trainer = load_config(args.config, args.overrides).TRAINER
+    if trainer.RUN_DIR:
+        return Path(trainer.RUN_DIR)
+    if nnodes > 1:
+        raise ConfigError("--max-restarts on several nodes needs TRAINER.RUN_DIR (one folder that every node sees): "
+                          "restarted processes continue the run there")
+    if trainer.RESUME:
+        found = find_resume_checkpoint(trainer.RESUME, "", trainer.OUTPUT_DIR, trainer.PROJECT_NAME)
+        if found is not None:
+            return found.parent.parent
+    return make_run_dir(trainer.OUTPUT_DIR, trainer.PROJECT_NAME, "")
+
+
+def restarted_worker(run_dir: str, module_args: list[str]) -> int:
+    """One training process of a job with --max-restarts: after a restart (TORCHELASTIC_RESTART_COUNT > 0) it
+    resumes ``run_dir`` from its newest complete checkpoint; the first attempt, or one before any checkpoint,
+    trains from the start."""
+    from ..engine.checkpoint import latest_checkpoint
+    from .train import main
+
+    restart = int(os.environ.get("TORCHELASTIC_RESTART_COUNT", "0"))
+    if restart > 0:
+        found = latest_checkpoint(Path(run_dir) / "checkpoints")
+        if found is not None:
+            module_args = [*module_args, "TRAINER.RESUME", "auto"]
+        if os.environ.get("RANK", "0") == "0":
+            what = f"resuming from {found.name}" if found is not None else "no checkpoint yet: starting over"
+            print(f"trainlab: restart {restart} of {os.environ.get('TORCHELASTIC_MAX_RESTARTS', '?')} after a process "
+                  f"failed: {run_dir}, {what}", file=sys.stderr)
+    return main(module_args)
+
+
 def launch(options: LaunchOptions, module_args: list[str]) -> int:
     """Run ``python -m trainlab.train *module_args`` in ``nproc`` processes per node; returns the exit code.
 
     ``--master-addr/--master-port`` is torchrun's static rendezvous (node 0 hosts the store, node ranks are
     given); ``--rdzv-endpoint`` is its c10d rendezvous (any node may host, ranks are assigned on arrival).
+    With ``max_restarts`` the processes run ``restarted_worker`` on a run directory decided here.
     """
     from torch.distributed import DistError
     from torch.distributed.elastic.multiprocessing.errors import ChildFailedError
     from torch.distributed.elastic.rendezvous import RendezvousError
     from torch.distributed.launcher.api import LaunchConfig, elastic_launch
 
-    if options.rdzv_endpoint:
-        backend, endpoint, rdzv_configs = "c10d", options.rdzv_endpoint, {}
+    entry = ["-m", "trainlab.train"]
+    if options.max_restarts:
+        run_dir = str(job_run_dir(module_args, options.nnodes))
+        entry = ["-m", __name__, run_dir]
+        module_args = [*module_args, "TRAINER.RUN_DIR", run_dir]
+    if options.rdzv_endpoint or options.max_restarts:
+        endpoint = options.rdzv_endpoint or f"{options.master_addr}:{options.master_port or free_port()}"
+        backend, rdzv_configs = "c10d", {}
+        if options.max_restarts:
+            # Restarted processes must meet in a fresh store: in one kept across attempts they would find the
+            # dead ones' addresses (pytorch/pytorch#135712). Only c10d without the shared store opens one per attempt.
+            os.environ["TORCH_DISABLE_SHARE_RDZV_TCP_STORE"] = "1"
     else:
         endpoint = f"{options.master_addr}:{options.master_port or free_port()}"
         backend, rdzv_configs = "static", {"rank": options.node_rank}
@@ -84,7 +146,7 @@ def launch(options: LaunchOptions, module_args: list[str]) -> int:
         rdzv_backend=backend,
         rdzv_endpoint=endpoint,
         rdzv_configs=rdzv_configs,
-        max_restarts=0,
+        max_restarts=options.max_restarts,
         monitor_interval=0.2,
     )
     # The elastic agent logs every worker it stops; the failing worker's own error is what users need.
@@ -94,7 +156,7 @@ def launch(options: LaunchOptions, module_args: list[str]) -> int:
         who = f"node {options.node_rank} of {options.nnodes}" if backend == "static" else "every node"
         print(f"trainlab: {who}: meeting at {endpoint} (run id {config.run_id})", file=sys.stderr)
     try:
-        elastic_launch(config, sys.executable)("-u", "-m", "trainlab.train", *module_args)
+        elastic_launch(config, sys.executable)("-u", *entry, *module_args)
     except ChildFailedError as exc:
         rank, failure = exc.get_first_failure()
         code = failure.exitcode if failure.exitcode and failure.exitcode > 0 else 1
@@ -108,3 +170,7 @@ def launch(options: LaunchOptions, module_args: list[str]) -> int:
               f"--master-port (or --rdzv-endpoint), node ranks 0..{options.nnodes - 1}", file=sys.stderr)
         return 1
     return 0
+
+
+if __name__ == "__main__":
+    sys.exit(restarted_worker(sys.argv[1], sys.argv[2:]))

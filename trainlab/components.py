@@ -193,6 +193,13 @@ def _load_tokenizer(path: str) -> Any:
     return AutoTokenizer.from_pretrained(path)
 
 
+def needs_process_group(settings: TrainerSettings) -> bool:
+    """Whether the configured strategy works through a process group even in a single process (FSDP)."""
+    from .engine.strategies import STRATEGIES, strategy_name
+
+    return getattr(STRATEGIES.get(strategy_name(settings.strategy, 1)), "needs_process_group", False)
+
+
 def builds_skeleton(settings: TrainerSettings) -> bool:
     """Whether this process builds the model without weights: a sharded run's ranks other than 0 receive theirs."""
     from .engine import distributed
@@ -213,7 +220,8 @@ def run_training(cfg: Config) -> dict[str, float]:
 
     import_config_modules(cfg)  # idempotent; a config checked elsewhere has them already
     settings = trainer_settings(cfg)
-    distributed.init_distributed(resolve_device(settings.device).type, timeout_s=settings.timeout_s)
+    distributed.init_distributed(resolve_device(settings.device).type, timeout_s=settings.timeout_s,
+                                 single_process_group=needs_process_group(settings))
     try:
         metrics = _build_and_fit(cfg, settings)
         # Model, optimizer and any collective they still hold die here, while the process group lives: a gloo

@@ -220,3 +220,10 @@ def test_the_recipe_as_shipped_trains_with_bf16_activation_checkpointing_and_cpu
     assert sorted(step_losses(run_dir)) == [1, 2]
     assert "bf16" in (run_dir / "train.log").read_text()
     assert (run_dir / "model" / "model.safetensors").is_file()
+
+
+def test_fsdp_runs_in_a_single_process_too(llama_job, tmp_path):
+    """A group of one: FSDP's mixed precision and offload work without a launcher."""
+    proc, run_dir = train_llama(llama_job, tmp_path / "one", nproc=1)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert "1 process(es)" in (run_dir / "train.log").read_text() and sorted(step_losses(run_dir)) == [1, 2, 3, 4, 5]

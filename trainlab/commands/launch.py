@@ -9,11 +9,11 @@ from __future__ import annotations
 
 import logging
 import os
-import socket
 import sys
 from dataclasses import dataclass
 from pathlib import Path
 
+from ..engine.distributed import free_port
 from ..errors import ConfigError
 
 
@@ -61,13 +61,6 @@ class LaunchOptions:
     def distributed(self) -> bool:
         """Whether the job runs under the elastic launcher: several processes, or one it must restart."""
         return self.nproc * self.nnodes > 1 or self.max_restarts > 0
-
-
-def free_port() -> int:
-    """A TCP port nothing listens on right now (chosen at launch, never a fixed 29500)."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def job_run_dir(module_args: list[str], nnodes: int) -> Path:

@@ -10,6 +10,7 @@ from __future__ import annotations
 import functools
 import os
 import re
+import socket
 import sysconfig
 import traceback
 from collections.abc import Callable
@@ -109,16 +110,29 @@ def expand_slurm_nodelist(nodelist: str) -> list[str]:
     return hosts
 
 
-def init_distributed(device_type: str, timeout_s: float = 1800.0) -> tuple[int, int]:
+def free_port() -> int:
+    """A TCP port nothing listens on right now (chosen at launch, never a fixed 29500)."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def init_distributed(device_type: str, timeout_s: float = 1800.0, single_process_group: bool = False) -> tuple[int, int]:
     """Join the process group described by the environment (torchrun or Slurm); returns (rank, world_size).
 
-    A plain single process (no WORLD_SIZE, or WORLD_SIZE 1) gets no process group at all. Every collective
-    of the group, TrainLab's and the user's, fails after ``timeout_s`` instead of waiting for ever.
+    A plain single process (no WORLD_SIZE, or WORLD_SIZE 1) gets no process group, unless
+    ``single_process_group`` (a strategy such as FSDP that works through one even alone). Every collective of
+    the group, TrainLab's and the user's, fails after ``timeout_s`` instead of waiting for ever.
     """
     os.environ.update(slurm_environment())
     world_size = int(os.environ.get("WORLD_SIZE", "1"))
-    if world_size <= 1 or is_distributed():
+    if is_distributed():
         return get_rank(), get_world_size()
+    if world_size <= 1 and not single_process_group:
+        return 0, 1
+    if world_size <= 1:  # a group of one, on a free local port
+        os.environ.update({"RANK": "0", "WORLD_SIZE": "1", "LOCAL_RANK": "0", "MASTER_ADDR": "127.0.0.1"})
+        os.environ.setdefault("MASTER_PORT", str(free_port()))
     _state.timeout = group_timeout = timedelta(seconds=timeout_s)
     backend = "nccl" if device_type == "cuda" else "gloo"
     if backend == "nccl":

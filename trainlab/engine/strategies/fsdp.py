@@ -65,7 +65,7 @@ class FSDPStrategy(Strategy):
         from ...models.skeleton import is_skeleton, materialize
 
         skeleton = is_skeleton(model)
-        any_skeleton = distributed.all_reduce_min(torch.tensor(0.0 if skeleton else 1.0)).item() == 0.0
+        any_skeleton = distributed.all_reduce_min(torch.tensor(0.0 if skeleton else 1.0, device=self.device)).item() == 0.0
         full = model.state_dict() if any_skeleton and distributed.is_main_process() else {}
         self.model = self.wrap(model)
         if skeleton:

@@ -308,6 +308,7 @@ class BaseTrainer(prototype.PrototypeHelpers):
     def restore(self) -> None:
         """Resume a run (RESUME) or only load model weights (LOAD_FROM)."""
         if self.resume_from is not None:
+            self.resume_from = self.checkpointer.intact(self.resume_from)  # a damaged one gives way to the newest intact
             state = self.checkpointer.load(self.resume_from, self.world_size)
             self.load_state_dict(state)
             self.logger.info("resumed from %s (epoch %d, step %d, %d samples of the epoch done)", self.resume_from,

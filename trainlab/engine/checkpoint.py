@@ -6,27 +6,37 @@ Layout of ``RUN_DIR/checkpoints/``::
         ...                   what the strategy writes: for single/ddp model.safetensors (the unwrapped model)
                               and trainer_state.pt (optimizer, scaler + the engine's state: scheduler, counters,
                               per-rank RNG states)
-        meta.json             written last: step, epoch, world size, strategy, parameter shapes, metrics and the
-                              size of every file above (a checkpoint is complete when they all match)
+        meta.json             written last: step, epoch, world size, strategy, parameter shapes, metrics, the
+                              size (``files``) and sha256 (``sha256``) of every file above; a checkpoint is
+                              complete when the sizes match, intact when the checksums do too
     latest                    name of the newest complete checkpoint (replaced atomically)
     best.json                 name, metric and value of the best checkpoint (kept out of rotation)
+    damaged-step-00000140/    a checkpoint found damaged when resuming, moved aside so the run writes that step anew
+
+Listings check sizes (cheap); resuming checks checksums too and falls back to the newest intact checkpoint. A
+save that cannot write (disk full, quota, read-only) removes its temporary directory and leaves ``latest`` and
+the checkpoints before it untouched.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import random
+import re
 import shutil
-from collections.abc import Mapping
+from collections.abc import Callable, Iterable, Mapping
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import torch
 
-from ..errors import ConfigError
+from ..errors import ConfigError, TrainLabError
 from . import distributed
+from .logging import get_logger
 
 if TYPE_CHECKING:
     from .strategies import Strategy
@@ -35,6 +45,7 @@ MODEL_FILE = "model.safetensors"
 STATE_FILE = "trainer_state.pt"
 META_FILE = "meta.json"
 SHARDED_DIR = "sharded"  # torch.distributed.checkpoint files of a sharded strategy
+DAMAGED_PREFIX = "damaged-"
 
 
 def rng_state() -> dict[str, Any]:
@@ -85,11 +96,15 @@ def file_sizes(path: Path) -> dict[str, int]:
 def write_text_atomic(path: Path, text: str) -> None:
     """Replace ``path`` with ``text`` so that readers see the old or the new content, never a mix."""
     tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    with open(tmp, "w", encoding="utf-8") as handle:
-        handle.write(text)
-        handle.flush()
-        os.fsync(handle.fileno())
-    os.replace(tmp, path)
+    try:
+        with open(tmp, "w", encoding="utf-8") as handle:
+            handle.write(text)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
     _fsync_dir(path.parent)
 
 
@@ -100,15 +115,43 @@ def read_meta(path: Path) -> dict[str, Any] | None:
         return None
 
 
-def is_complete(path: Path) -> bool:
-    """Whether ``path`` holds a whole checkpoint: its meta.json and every file it lists, at the recorded size."""
+def file_checksums(path: Path, names: Iterable[str]) -> dict[str, str]:
+    """The sha256 of each named file under ``path`` (~1 GB/s; threads overlap, hashlib releases the GIL)."""
+    def digest(name: str) -> str:
+        with open(path / name, "rb") as handle:
+            return hashlib.file_digest(handle, "sha256").hexdigest()
+
+    names = list(names)
+    with ThreadPoolExecutor(max_workers=min(4, max(1, len(names)))) as pool:
+        return dict(zip(names, pool.map(digest, names)))
+
+
+def checkpoint_problem(path: Path, *, checksums: bool = False) -> str | None:
+    """What is wrong with the checkpoint at ``path``, or None when it is whole: its meta.json, a file it lists
+    that is missing or has another size, or (``checksums``) content that differs from the recorded sha256."""
     meta = read_meta(path)
     if meta is None:
-        return False
+        return f"no readable {META_FILE}"
     files = meta.get("files")
     if files is None:  # written before sizes were recorded
-        return all((path / name).is_file() for name in (MODEL_FILE, STATE_FILE))
-    return all((path / name).is_file() and (path / name).stat().st_size == size for name, size in files.items())
+        missing = [name for name in (MODEL_FILE, STATE_FILE) if not (path / name).is_file()]
+        return f"{missing[0]} is missing" if missing else None
+    for name, size in files.items():
+        if not (path / name).is_file():
+            return f"{name} is missing"
+        if (actual := (path / name).stat().st_size) != size:
+            return f"{name} has {actual} bytes, {META_FILE} recorded {size}"
+    recorded = meta.get("sha256") if checksums else None
+    if recorded:
+        differ = [name for name, value in file_checksums(path, recorded).items() if value != recorded[name]]
+        if differ:
+            return f"{', '.join(differ)} {'differs' if len(differ) == 1 else 'differ'} from the sha256 in {META_FILE}"
+    return None
+
+
+def is_complete(path: Path) -> bool:
+    """Whether ``path`` holds a whole checkpoint: its meta.json and every file it lists, at the recorded size."""
+    return checkpoint_problem(path) is None
 
 
 def latest_checkpoint(checkpoint_dir: Path) -> Path | None:
@@ -131,8 +174,43 @@ def best_checkpoint(checkpoint_dir: Path) -> Path | None:
     return path if is_complete(path) else None
 
 
+# What safetensors (Rust: "os error N") and torch.save (C++ streams lose the errno) say when a write fails.
+_WRITE_FAILED = re.compile(r"os error (\d+)|\[Errno (\d+)\]|iostream error|PytorchStreamWriter failed|unexpected pos")
+
+
+def storage_failure(exc: BaseException) -> str | None:
+    """Why the storage refused a write, when ``exc`` or an exception it chains is such a failure; else None."""
+    seen: BaseException | None = exc
+    for _ in range(8):  # causes and contexts, never a cycle
+        if seen is None:
+            return None
+        if isinstance(seen, OSError):
+            return seen.strerror or str(seen)
+        match = _WRITE_FAILED.search(str(seen))
+        if match:
+            code = match.group(1) or match.group(2)
+            return os.strerror(int(code)) if code else "a file could not be written"
+        seen = seen.__cause__ or seen.__context__
+    return None
+
+
+def _first_failure(failure: str | None) -> str | None:
+    """The first rank's failure (every rank calls it: it is also the save's barrier)."""
+    return next((f for f in distributed.all_gather_objects(failure) if f), None)
+
+
+def _format_size(n: int) -> str:
+    for unit, size in (("GB", 10**9), ("MB", 10**6), ("kB", 10**3)):
+        if n >= size:
+            return f"{n / size:.1f} {unit}"
+    return f"{n} B"
+
+
 def find_resume_checkpoint(resume: str, run_dir: str, output_dir: str, project_name: str) -> Path | None:
-    """Resolve TRAINER.RESUME: "" → None; a path → that checkpoint; auto → the newest complete one of the run."""
+    """Resolve TRAINER.RESUME: "" → None; a path → that checkpoint; auto → the newest complete one of the run.
+
+    A resume with nothing to resume raises ConfigError naming where it looked.
+    """
     if not resume:
         return None
     if resume != "auto":
@@ -150,7 +228,17 @@ def find_resume_checkpoint(resume: str, run_dir: str, output_dir: str, project_n
         found = latest_checkpoint(run / "checkpoints") if (run / "checkpoints").is_dir() else None
         if found is not None:
             return found
-    return None
+    # Starting afresh instead would silently lose the run the user meant to continue: say where we looked.
+    folder = Path(run_dir) if run_dir else Path(output_dir) / project_name
+    if not folder.is_dir():
+        why = "no such folder"
+    elif run_dir:
+        why = "no complete checkpoint in its checkpoints/" if (folder / "checkpoints").is_dir() else "it holds no checkpoints/"
+    else:
+        why = f"none of its {len(runs)} run(s) has a complete checkpoint" if runs else "it holds no runs"
+    fix = " and a new RUN_DIR" if run_dir and folder.is_dir() and any(folder.iterdir()) else ""
+    raise ConfigError(f"TRAINER.RESUME auto: no checkpoint to resume in {'TRAINER.RUN_DIR ' * bool(run_dir)}{folder} "
+                      f"({why}); start a new run without --resume{fix}")
 
 
 class Checkpointer:
@@ -168,41 +256,146 @@ class Checkpointer:
         self.best_value: float | None = None
         self.judged_step = -1  # the step whose evaluation was last compared with the best
         self.bad_evaluations = 0
+        self._verified: Path | None = None  # the checkpoint ``intact`` last chose
 
     def save(self, step: int, state: dict[str, Any], meta: dict[str, Any]) -> Path:
-        """Write a complete checkpoint of ``step``; returns its directory (the existing one if ``step`` is saved)."""
+        """Write a complete checkpoint of ``step``; returns its directory (the existing one if ``step`` is saved).
+
+        When the storage refuses the files (disk full, quota, file-size limit, read-only), every rank raises the
+        same one-line TrainLabError; the temporary directory is removed, and ``latest`` and the checkpoints
+        before stay as they were.
+        """
         name = f"step-{step:08d}"
         final = self.directory / name
-        if distributed.broadcast_object(is_complete(final) if distributed.is_main_process() else None):
+        main = distributed.is_main_process()
+        if distributed.broadcast_object(is_complete(final) if main else None):
             return final  # this step is already saved whole: never rewrite a checkpoint in place
         tmp = self.directory / f".tmp-{name}"
-        if distributed.is_main_process():
-            self.directory.mkdir(parents=True, exist_ok=True)
-            shutil.rmtree(tmp, ignore_errors=True)
-            tmp.mkdir()
-        distributed.barrier()
-        self.strategy.save_checkpoint(tmp, {**state, "best_value": self.best_value, "bad_evaluations": self.bad_evaluations})
-        distributed.barrier()
-        if distributed.is_main_process():
-            meta = {**meta, "step": step, "parameter_shapes": self.strategy.parameter_shapes(), "files": file_sizes(tmp)}
-            (tmp / META_FILE).write_text(json.dumps(meta, indent=1), encoding="utf-8")
-            _fsync_tree(tmp)
-            if final.exists():  # an incomplete leftover of a crash at this step
-                shutil.rmtree(final)
-            os.replace(tmp, final)
-            _fsync_dir(self.directory)
-            write_text_atomic(self.directory / "latest", name)
-            self._rotate()
-        distributed.barrier()
+        state = {**state, "best_value": self.best_value, "bad_evaluations": self.bad_evaluations}
+        # Three stages, each followed by every rank learning whether any rank's storage failed in it.
+        failure = _first_failure(self._attempt(tmp, lambda: self._open(tmp)) if main else None)
+        if failure is None:
+            failure = _first_failure(self._attempt(tmp, lambda: self.strategy.save_checkpoint(tmp, state)))
+        if failure is None:
+            failure = _first_failure(self._attempt(tmp, lambda: self._seal(tmp, final, step, meta)) if main else None)
+        if failure is not None:
+            raise TrainLabError(distributed.broadcast_object(self._discard(tmp, name, failure) if main else None))
         return final
 
+    def _open(self, tmp: Path) -> None:
+        self.directory.mkdir(parents=True, exist_ok=True)
+        shutil.rmtree(tmp, ignore_errors=True)  # a leftover of a crash while saving this step
+        tmp.mkdir()
+
+    def _seal(self, tmp: Path, final: Path, step: int, meta: dict[str, Any]) -> None:
+        """Record sizes and checksums, then give the directory its name and point ``latest`` at it."""
+        sizes = file_sizes(tmp)
+        meta = {**meta, "step": step, "parameter_shapes": self.strategy.parameter_shapes(), "files": sizes,
+                "sha256": file_checksums(tmp, sizes)}
+        (tmp / META_FILE).write_text(json.dumps(meta, indent=1), encoding="utf-8")
+        _fsync_tree(tmp)
+        if final.exists():  # an incomplete leftover of a crash at this step
+            shutil.rmtree(final)
+        os.replace(tmp, final)
+        _fsync_dir(self.directory)
+        write_text_atomic(self.directory / "latest", final.name)
+        self._rotate()
+
+    def _attempt(self, tmp: Path, action: Callable[[], None]) -> str | None:
+        """Run one stage of a save; returns why the storage refused it, or None. Any other error (or an
+        interruption) removes the temporary directory and propagates."""
+        try:
+            action()
+        except Exception as exc:
+            reason = storage_failure(exc)
+            if reason is not None:
+                return reason
+            shutil.rmtree(tmp, ignore_errors=True)
+            raise
+        except BaseException:
+            shutil.rmtree(tmp, ignore_errors=True)
+            raise
+        return None
+
+    def _discard(self, tmp: Path, name: str, reason: str) -> str:
+        """Remove the half-written ``tmp`` and say what failed, how much was being written and what to do."""
+        written = sum(f.stat().st_size for f in tmp.rglob("*") if f.is_file()) if tmp.is_dir() else 0
+        shutil.rmtree(tmp, ignore_errors=True)
+        previous = latest_checkpoint(self.directory) if self.directory.is_dir() else None
+        expected = sum(((read_meta(previous) or {}).get("files") or {}).values()) if previous is not None else 0
+        amount = f"a checkpoint of about {_format_size(expected)}" if expected else f"{_format_size(written)} so far"
+        try:
+            free = f", {_format_size(shutil.disk_usage(self.directory).free)} free there"
+        except OSError:
+            free = ""
+        kept = f"{previous.name} is intact and still latest" if previous is not None else "no earlier checkpoint exists"
+        return (f"cannot save checkpoint {name} in {self.directory}: {reason} while writing {amount}{free} — free "
+                f"space or choose TRAINER.OUTPUT_DIR elsewhere ({kept})")
+
     def load(self, path: Path, world_size: int) -> dict[str, Any]:
-        """Restore the strategy's state from ``path``; returns the loop's state saved with it."""
+        """Restore the strategy's state from ``path``, or from the checkpoint ``intact`` chooses instead of a
+        damaged one; returns the loop's state saved with it."""
+        path = self.intact(path)
         meta = read_meta(path) or {}
         self._check_compatible(path, meta, world_size)
         state = self.strategy.load_checkpoint(path)
         self.best_value, self.bad_evaluations = state.pop("best_value", None), state.pop("bad_evaluations", 0)
         return state
+
+    def intact(self, path: Path) -> Path:
+        """The checkpoint to resume for ``path``: itself when its files match meta.json (sizes and sha256), else
+        the newest intact one before it, with one warning naming both. Call it on every rank: rank 0 checks.
+
+        A damaged ``latest`` that ``latest_checkpoint`` already passed over (by size) is named in the warning
+        too. Damaged checkpoints newer than the one used move aside (``damaged-step-*``), so the run writes those
+        steps anew. Raises ConfigError when no checkpoint of the directory is intact.
+        """
+        path = Path(path)
+        if path == self._verified:
+            return path
+        chosen, message = distributed.broadcast_object(self._choose(path) if distributed.is_main_process() else None)
+        if chosen is None:
+            raise ConfigError(message)
+        if message and distributed.is_main_process():
+            get_logger().warning(message)
+        self._verified = Path(chosen)
+        return self._verified
+
+    def _choose(self, path: Path) -> tuple[str | None, str | None]:
+        """Rank 0's half of ``intact``: (the checkpoint to use or None, the warning or error to give)."""
+        folder = path.parent
+        damaged: dict[Path, str] = {}
+        pointer = folder / "latest"
+        latest = folder / pointer.read_text(encoding="utf-8").strip() if pointer.is_file() else None
+        if latest is not None and latest.name > path.name and latest.is_dir() and (why := checkpoint_problem(latest)):
+            damaged[latest] = why  # asked for by `latest`, passed over by latest_checkpoint for its sizes
+        older = sorted((p for p in folder.glob("step-*") if p.name < path.name), key=lambda p: p.name, reverse=True)
+        for candidate in [path, *older]:
+            why = checkpoint_problem(candidate, checksums=True)
+            if why is None:
+                break
+            damaged[candidate] = why
+        else:
+            found = "; ".join(f"{p.name}: {why}" for p, why in damaged.items())
+            return None, (f"no intact checkpoint to resume in {folder} ({found}) — start a new run "
+                          f"(TRAINER.RESUME '') or restore the checkpoint files")
+        if not damaged:
+            return str(candidate), None
+        moved = True
+        for damage in damaged:
+            target, copies = folder / f"{DAMAGED_PREFIX}{damage.name}", 1
+            while target.exists():  # the same step was damaged before: keep both for inspection
+                copies += 1
+                target = folder / f"{DAMAGED_PREFIX}{damage.name}-{copies}"
+            try:
+                damage.rename(target)
+            except OSError:
+                moved = False
+        (first, why), *others = damaged.items()
+        also = f"; so {'is' if len(others) == 1 else 'are'} {', '.join(p.name for p, _ in others)}" if others else ""
+        aside = f", the damaged one(s) moved to {DAMAGED_PREFIX}*" if moved else ""
+        return str(candidate), (f"checkpoint {first} is damaged ({why}){also}: resuming from {candidate.name}, "
+                                f"the newest intact checkpoint before it{aside}")
 
     def _check_compatible(self, path: Path, meta: Mapping[str, Any], world_size: int) -> None:
         problems = []

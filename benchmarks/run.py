@@ -14,6 +14,7 @@ import dataclasses
 import json
 import os
 import platform
+import shutil
 import statistics
 import sys
 import tempfile
@@ -130,6 +131,7 @@ def run_mode(mode: Mode, workload: Workload, work_dir: Path, repeat: int, train_
     from benchmarks.modes.trainlab_clock import collect
 
     stem = work_dir / "runs" / f"{mode.name}-{repeat}"
+    shutil.rmtree(stem / "run", ignore_errors=True)  # the benchmark's own scratch run: a new run needs an empty RUN_DIR
     stem.mkdir(parents=True, exist_ok=True)
     result_file, log_file = stem / "result.json", stem / "output.log"
     if mode.trainlab_config:

@@ -19,20 +19,21 @@ from .registry import accepted_keywords, match_keywords
 RUNTIME_ARGUMENTS = frozenset({"model", "config", "settings", "tokenizer", "processor", "model_name_or_path", "log_queue"})
 
 
-def prepare_config(path: str, overrides: Sequence[str] = (), imports: Iterable[str] = ()) -> Config:
-    """Load ``path`` with ``overrides``, import the modules it names, and check everything; raises one
-    ConfigError listing every problem."""
+def prepare_config(path: str, overrides: Sequence[str] = (), imports: Iterable[str] = (), *, training: bool = False) -> Config:
+    """Load ``path`` with ``overrides``, import the modules it names, and check everything (with ``training``,
+    also the data folders, RESUME and RUN_DIR a training run reads and writes); raises one ConfigError listing
+    every problem."""
     from .components import import_config_modules, import_modules
 
     import_modules(imports)
     errors: list[str] = []
     cfg = load_config(path, overrides, errors=errors)
     import_config_modules(cfg)
-    check_components(cfg, errors)
+    check_components(cfg, errors, training=training)
     return cfg
 
 
-def check_components(cfg: Config, errors: list[str] | None = None) -> None:
+def check_components(cfg: Config, errors: list[str] | None = None, *, training: bool = False) -> None:
     """Every named component exists and accepts its section's keys, and the TRAINER settings hold; raises one
     ConfigError with these problems and ``errors`` found before."""
     from .components import trainer_settings
@@ -45,6 +46,10 @@ def check_components(cfg: Config, errors: list[str] | None = None) -> None:
         values = {k.lower(): v for k, v in cfg.TRAINER.to_dict().items() if k.lower() in TRAINER_DEFAULTS}
         settings = TrainerSettings(**{**TRAINER_DEFAULTS, **values})
     errors += optimization_errors(settings) + strategy_errors(settings) + hook_errors(settings)
+    if training:  # data folders, RESUME and RUN_DIR: what `trainlab train` reads and writes
+        from .run_dir_checks import training_errors
+
+        errors += training_errors(cfg, settings)
     if errors:
         raise ConfigError("\n".join(dict.fromkeys(errors)))
 

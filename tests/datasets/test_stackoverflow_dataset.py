@@ -71,6 +71,27 @@ def test_a_missing_split_names_the_path_and_the_command(tmp_path):
     assert str(tmp_path / "test") in str(error.value)
 
 
+def test_an_empty_or_damaged_split_folder_is_a_data_error_naming_it(stackoverflow_root, tmp_path):
+    import shutil
+
+    root = tmp_path / "so"
+    shutil.copytree(stackoverflow_root, root, ignore=shutil.ignore_patterns("cache-*"))
+    shutil.rmtree(root / "test")
+    (root / "test").mkdir()
+    dataset_class = DATASETS.get("StackOverflowDataset")
+    rerun = f"python -m trainlab.preprocess.stackoverflow --input <train-sample.csv> --output {root} --overwrite"
+    assert dataset_class.config_errors(root=root, split="test") == [
+        f"dataset folder {root / 'test'} is empty; run `{rerun}` to write the splits again"
+    ]
+    assert dataset_class.config_errors(root=root, split="val") == []
+    with pytest.raises(DataError, match=f"dataset folder {root / 'test'} is empty"):
+        dataset_class(root, split="test")
+    (root / "test" / "state.json").write_text("{not json")
+    assert dataset_class.config_errors(root=root, split="test") == []  # only a read finds this out
+    with pytest.raises(DataError, match=f"dataset folder {root / 'test'} cannot be read"):
+        dataset_class(root, split="test")
+
+
 def test_from_csv_scores_new_questions_without_labels(
     stackoverflow_root, minilm_tokenizer, shipped_sample, tmp_path
 ):

@@ -12,6 +12,7 @@ import transformers
 from torch import nn
 
 from trainlab.engine.adapter_hook import ExportAdapterHook, has_adapter
+from trainlab.engine.strategies import Strategy
 from trainlab.models.bert import BertForSequenceClassification
 from trainlab.models.hf_wrapper import TransformersModelWrapper
 from trainlab.peft import merge_lora, merge_lora_layers
@@ -23,7 +24,7 @@ LORA = {"R": 4, "ALPHA": 8, "DROPOUT": 0.0}
 
 @dataclass
 class FinishedRun:
-    """What the hook reads of a trainer after training: exactly these five attributes."""
+    """What the hook reads of a trainer after training: these attributes, and a real single-device strategy."""
 
     unwrapped_model: nn.Module
     run_dir: Path
@@ -34,6 +35,12 @@ class FinishedRun:
     @property
     def settings(self) -> SimpleNamespace:
         return SimpleNamespace(save=self.save)
+
+    @property
+    def strategy(self) -> Strategy:
+        strategy = Strategy(torch.device("cpu"))
+        strategy.model = self.unwrapped_model
+        return strategy
 
 
 def _nudge_lora_b(model: nn.Module) -> None:

@@ -128,16 +128,43 @@ def test_an_existing_foreign_directory_is_refused_and_left_alone(tmp_path, bad_c
     assert [p.name for p in target.iterdir()] == ["notes.txt"]
 
 
-def test_rerun_replaces_a_previous_output_without_leftovers(tmp_path, bad_csv):
+def test_a_previous_output_is_replaced_only_with_overwrite_and_without_leftovers(tmp_path, bad_csv):
     preprocess(bad_csv, tmp_path / "so", seed=1)
-    preprocess(bad_csv, tmp_path / "so", seed=2, labels="multiclass")
+    with pytest.raises(DataError, match="already holds preprocessed splits .* seed 1.*--overwrite"):
+        preprocess(bad_csv, tmp_path / "so", seed=2)
+    assert json.loads((tmp_path / "so" / "preprocess.json").read_text())["seed"] == 1
+    preprocess(bad_csv, tmp_path / "so", seed=2, labels="multiclass", overwrite=True)
     assert [p.name for p in tmp_path.iterdir()] == ["so"]
     assert json.loads((tmp_path / "so" / "preprocess.json").read_text())["seed"] == 2
+
+
+def test_later_copies_of_a_question_are_dropped_and_counted(tmp_path, clean_rows):
+    rows = [*clean_rows[:40], *({**row, "OpenStatus": "off topic"} for row in clean_rows[:3])]
+    summary = preprocess(write_rows(tmp_path / "in.csv", rows), tmp_path / "so")
+    assert summary.dropped["duplicate_id"] == 3 and summary.rows_kept == 40
+    assert "duplicate_id 3" in summary.line()
+    ids = [post_id for split_ids in _split_ids(tmp_path / "so").values() for post_id in split_ids]
+    assert sorted(ids) == sorted(row["PostId"] for row in clean_rows[:40])
+
+
+def test_too_few_usable_rows_reports_why_rows_were_dropped(tmp_path, clean_rows):
+    rows = [{**row, "BodyMarkdown": ""} for row in clean_rows[:4]] + clean_rows[4:6]
+    with pytest.raises(DataError, match=r"only 2 usable rows of 6 \(dropped: empty_body 4\)"):
+        preprocess(write_rows(tmp_path / "in.csv", rows), tmp_path / "so")
+    assert not (tmp_path / "so").exists()
+
+
+def test_featurize_csv_without_a_usable_row_gives_the_drop_counts(processed, tmp_path, clean_rows):
+    output, _ = processed
+    rows = [{**row, "Title": ""} for row in clean_rows[:2]] + [{**clean_rows[2], "ReputationAtPostCreation": "-1"}]
+    with pytest.raises(DataError, match=r"none of its 3 rows is usable \(dropped: empty_title 2, bad_reputation 1\)"):
+        featurize_csv(write_rows(tmp_path / "new.csv", rows), output)
 
 
 def _run_cli(*args):
     return subprocess.run(
         [sys.executable, "-m", "trainlab.preprocess.stackoverflow", *map(str, args)],
+        check=False,
         capture_output=True,
         text=True,
         timeout=120,

@@ -68,7 +68,7 @@ def cmd_train(args: argparse.Namespace) -> int:
         args.nproc, args.gpus, args.nnodes, args.node_rank, args.master_addr, args.master_port, args.rdzv_endpoint,
         args.rdzv_id, args.max_restarts,
     ).resolve()  # launch options first: they are checked in a moment, the config takes seconds
-    cfg = prepare_config(args.config, overrides, args.imports)  # user errors surface here, once, before any process starts
+    cfg = prepare_config(args.config, overrides, args.imports, training=True)  # user errors surface here, once
     check_memory(cfg, options.nproc, options.nnodes, args.force)  # a run that cannot fit stops here, unless --force
     module_args = [args.config, *overrides, *[arg for module in args.imports for arg in ("--import", module)]]
     module_args += ["--debug"] if args.debug else []
@@ -95,7 +95,8 @@ def cmd_predict(args: argparse.Namespace) -> int:
     from ..validation import prepare_config
     from .predict import predict_csv
 
-    rows = predict_csv(prepare_config(args.config, _overrides(args), args.imports), args.checkpoint, args.input, args.output)
+    rows = predict_csv(prepare_config(args.config, _overrides(args), args.imports), args.checkpoint, args.input, args.output,
+                       overwrite=args.overwrite)
     print(f"wrote {rows} prediction(s) to {args.output}")
     return 0
 
@@ -192,6 +193,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     predict.add_argument("--input", required=True, help="CSV in the dataset's raw schema (e.g. Kaggle's)")
     predict.add_argument("--output", required=True, help="CSV to write: id, prob_<class>..., prediction")
+    predict.add_argument("--overwrite", action="store_true", help="replace --output if it exists")
     pre = sub.add_parser(
         "preprocess", help="prepare a dataset: `trainlab preprocess stackoverflow --input CSV --output DIR`"
     )

@@ -30,7 +30,7 @@ def prepare_data(csv_path: Path, data_dir: Path) -> dict:
         from ..preprocess.sample_data import main as make_sample
 
         make_sample(["--rows", "600", "--seed", "0", "--output", str(csv_path)])
-    preprocess(csv_path, data_dir)  # replaces an earlier preprocessing output atomically
+    preprocess(csv_path, data_dir, overwrite=True)  # the demo's own cache: replaced atomically
     return load_preprocess_info(data_dir)
 
 

@@ -6,7 +6,7 @@ from pathlib import Path
 from typing import Any
 
 from ..config import Config
-from ..errors import ConfigError
+from ..errors import ConfigError, DataError
 
 SPLITS = {"train": "TRAIN", "val": "VAL", "validation": "VAL", "test": "TEST"}
 
@@ -29,26 +29,60 @@ def resolve_weights(checkpoint: str) -> Path:
                       f"directory, or a .safetensors file)")
 
 
+def saved_shapes(weights: Path, checkpoint: str) -> dict[str, list[int]] | None:
+    """Tensor shapes from the header of the checkpoint's safetensors file (None for a sharded checkpoint); a file
+    that is not readable safetensors (truncated, random bytes, another format) raises ConfigError naming it."""
+    from safetensors import SafetensorError, safe_open
+
+    from ..engine.checkpoint import MODEL_FILE
+
+    file = weights if weights.is_file() else weights / MODEL_FILE
+    if not file.is_file():
+        return None
+    try:
+        with safe_open(str(file), framework="pt") as handle:
+            names = handle.keys()  # a safe_open handle is not iterable
+            return {name: list(handle.get_slice(name).get_shape()) for name in names}
+    except (SafetensorError, OSError) as error:
+        where = f"--checkpoint {file}" if file == Path(checkpoint) else f"--checkpoint {checkpoint}: {file}"
+        raise ConfigError(f"{where} is not a readable safetensors file ({error}); it is damaged or not model "
+                          f"weights — pass another checkpoint or .safetensors file") from None
+
+
+def shape_differences(saved: dict[str, list[int]], current: dict[str, list[int]]) -> list[str]:
+    """``name: [saved] in the checkpoint, [current] in the model`` for every tensor both have at different shapes."""
+    return [f"{name}: {saved[name]} in the checkpoint, {shape} in the model"
+            for name, shape in current.items() if name in saved and list(saved[name]) != list(shape)]
+
+
 def inference_trainer(cfg: Config, checkpoint: str) -> Any:
     """The configured trainer, set up for evaluation, with the checkpoint's weights in its model.
 
     The trainer's ``custom_setup`` runs before the weights load, so adapters it adds (LORATrainer) are
-    there to receive theirs; shapes must match exactly.
+    there to receive theirs; shapes must match exactly. The checkpoint is found and its header read before
+    the model is built, so a wrong path or a damaged file costs nothing.
     """
     from ..components import build_model, build_trainer
     from ..engine import distributed
 
     weights = resolve_weights(checkpoint)
+    shapes = saved_shapes(weights, checkpoint)
     trainer = build_trainer(cfg, build_model(cfg))
     trainer.setup(distributed.get_rank(), distributed.get_world_size(), for_training=False)
+    fix = "use the config the checkpoint was trained with"
+    changed = shape_differences(shapes, trainer.strategy.parameter_shapes()) if shapes is not None else []
+    if changed:
+        more = f" and {len(changed) - 3} more" if len(changed) > 3 else ""
+        raise ConfigError(f"{weights} does not fit the configured model ({'; '.join(changed[:3])}{more}); {fix}")
     try:
         if weights.is_dir():  # written by any strategy, at any world size
             trainer.strategy.load_checkpoint_weights(weights)
         else:
             trainer.strategy.load_weights(weights, strict=True)
-    except RuntimeError as exc:
-        raise ConfigError(f"{weights} does not fit the configured model ({str(exc).splitlines()[0]}); "
-                          f"use the config the checkpoint was trained with") from None
+    except RuntimeError as exc:  # missing or unexpected tensors: torch names them over several lines
+        detail = " ".join(str(exc).split())
+        detail = detail if len(detail) <= 400 else detail[:400] + " …"
+        raise ConfigError(f"{weights} does not fit the configured model ({detail}); {fix}") from None
     return trainer
 
 
@@ -58,6 +92,7 @@ def evaluate_checkpoint(cfg: Config, checkpoint: str, split: str = "test") -> di
     from ..engine import distributed
     from ..engine.setup import seed_everything
     from ..engine.strategies import resolve_device
+    from ..run_dir_checks import dataset_errors
     from ..validation import check_components
 
     if split not in SPLITS:
@@ -66,6 +101,9 @@ def evaluate_checkpoint(cfg: Config, checkpoint: str, split: str = "test") -> di
     if not cfg.DATASET[section].NAME:
         raise ConfigError(f"DATASET.{section}.NAME is empty: configure the {split} split to evaluate on it")
     check_components(cfg)
+    problems = dataset_errors(cfg, (section,))  # a missing or empty data folder, found before the model loads
+    if problems:
+        raise DataError("\n".join(problems))
     distributed.init_distributed(resolve_device(cfg.TRAINER.DEVICE).type, timeout_s=cfg.TRAINER.TIMEOUT_S)
     try:
         seed_everything(cfg.TRAINER.SEED)

@@ -10,11 +10,12 @@ from ..config import Config
 from ..errors import ConfigError
 
 
-def predict_csv(cfg: Config, checkpoint: str, input_csv: str, output_csv: str) -> int:
+def predict_csv(cfg: Config, checkpoint: str, input_csv: str, output_csv: str, *, overwrite: bool = False) -> int:
     """Score ``input_csv`` with the model at ``checkpoint``; writes id, per-class probabilities, prediction.
 
     The dataset class of DATASET.TRAIN must offer ``from_csv(csv, root, tokenizer=..., max_length=...)``,
     which prepares rows exactly as training did (e.g. the saved standardisation of tabular features).
+    An existing ``output_csv`` is replaced only with ``overwrite``, and never when it is the input.
     Returns the number of rows written.
     """
     import torch
@@ -25,6 +26,7 @@ def predict_csv(cfg: Config, checkpoint: str, input_csv: str, output_csv: str) -
     from ..validation import check_components
     from .evaluate import inference_trainer
 
+    check_paths(input_csv, output_csv, overwrite)  # first: whatever the config, nothing of the user's is replaced
     check_components(cfg)
     section = cfg.DATASET.TRAIN
     dataset_class = DATASETS.get(section.NAME)
@@ -32,8 +34,6 @@ def predict_csv(cfg: Config, checkpoint: str, input_csv: str, output_csv: str) -
         raise ConfigError(
             f"{section.NAME} cannot read new rows from a CSV (it has no from_csv); predict needs a dataset that does"
         )
-    if not Path(input_csv).is_file():
-        raise ConfigError(f"--input {input_csv}: file not found")
     seed_everything(cfg.TRAINER.SEED)
     trainer = inference_trainer(cfg, checkpoint)
     dataset = dataset_class.from_csv(
@@ -58,6 +58,24 @@ def predict_csv(cfg: Config, checkpoint: str, input_csv: str, output_csv: str) -
             "rows not scored (unusable): %s", ", ".join(f"{k}: {v}" for k, v in dropped.items())
         )
     return len(probs)
+
+
+def check_paths(input_csv: str, output_csv: str, overwrite: bool) -> None:
+    """The input exists, and the output can be written without destroying anything the user did not offer."""
+    source, target = Path(input_csv), Path(output_csv)
+    if not source.is_file():
+        raise ConfigError(f"--input {input_csv}: file not found")
+    if target.exists() and target.resolve() == source.resolve():
+        raise ConfigError(f"--output {output_csv} is the --input file; write the predictions to another file")
+    if target.is_dir():
+        raise ConfigError(f"--output {output_csv} is a folder; name the CSV file to write, e.g. {target / 'predictions.csv'}")
+    if target.exists() and not overwrite:
+        raise ConfigError(f"--output {output_csv} already exists; choose another file, or pass --overwrite to replace it")
+    folder = target.parent
+    if not folder.is_dir():
+        raise ConfigError(f"--output {output_csv}: folder {folder} does not exist; create it or choose another path")
+    if not os.access(folder, os.W_OK):
+        raise ConfigError(f"--output {output_csv}: folder {folder} is not writable; choose another path")
 
 
 def _label_names(root: str, count: int) -> list[str]:

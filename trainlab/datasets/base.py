@@ -56,6 +56,12 @@ class DatasetBase(torch.utils.data.Dataset):
         """Turn a list of items into a batch; PyTorch's default collate unless a subclass knows better."""
         return default_collate(batch)
 
+    @classmethod
+    def config_errors(cls, **options: Any) -> list[str]:
+        """Problems with these constructor ``options`` that show without building the dataset (a missing or
+        empty data folder), so a run can refuse before its model loads; the default finds none."""
+        return []
+
 
 class IterableDatasetBase(torch.utils.data.IterableDataset):
     """Streams a ``datasets`` dataset saved with ``save_to_disk``, memory-mapped, in stored order.
@@ -77,17 +83,9 @@ class IterableDatasetBase(torch.utils.data.IterableDataset):
         rank: int | None = None,
         world_size: int | None = None,
     ) -> None:
-        from datasets import DatasetDict, load_from_disk
-
         path = Path(data_dir)
-        if not path.is_dir():
-            raise DataError(f"dataset directory {path} does not exist; point it at a save_to_disk output")
         self.data_dir = path
-        self.data = load_from_disk(str(path))
-        if isinstance(self.data, DatasetDict):
-            raise DataError(
-                f"{path} holds several splits ({', '.join(self.data)}); point data_dir at one of them"
-            )
+        self.data = load_saved_split(path, "point data_dir at a folder Dataset.save_to_disk wrote")
         self.transform = transform
         self.rank, self.world_size = _distributed_place(rank, world_size)
 
@@ -106,6 +104,36 @@ class IterableDatasetBase(torch.utils.data.IterableDataset):
     def collate_fn(self, batch: list[Any]) -> Any:
         """Turn a list of rows into a batch with PyTorch's default collate."""
         return default_collate(batch)
+
+
+def saved_split_problem(path: Path, fix: str) -> str | None:
+    """Why ``path`` cannot hold a split ``save_to_disk`` wrote, judged without reading it (missing, a file,
+    empty), ending with ``fix``; None when it may."""
+    if not path.exists():
+        return f"dataset folder {path} does not exist; {fix}"
+    if not path.is_dir():
+        return f"dataset folder {path} is a file, not a folder; {fix}"
+    if not any(path.iterdir()):
+        return f"dataset folder {path} is empty; {fix}"
+    return None
+
+
+def load_saved_split(path: Path, fix: str) -> Any:
+    """The ``datasets.Dataset`` that ``save_to_disk`` wrote at ``path``; a missing, empty, damaged or
+    several-split folder raises DataError naming ``path`` and ending with ``fix``."""
+    from datasets import DatasetDict, load_from_disk
+
+    problem = saved_split_problem(path, fix)
+    if problem:
+        raise DataError(problem)
+    try:
+        data = load_from_disk(str(path))
+    except (OSError, ValueError, KeyError, TypeError) as error:  # not a saved dataset, or damaged files
+        reason = " ".join(str(error).split()) or type(error).__name__
+        raise DataError(f"dataset folder {path} cannot be read ({reason}); {fix}") from None
+    if isinstance(data, DatasetDict):
+        raise DataError(f"{path} holds several splits ({', '.join(data)}), not one; point it at one of them")
+    return data
 
 
 def _distributed_place(rank: int | None, world_size: int | None) -> tuple[int, int]:

@@ -7,11 +7,11 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from datasets import Dataset, load_from_disk
+from datasets import Dataset
 
 from ..errors import DataError
 from ..registries import DATASETS
-from .base import DatasetBase, Transform
+from .base import DatasetBase, Transform, load_saved_split, saved_split_problem
 from .collators import PadCollator
 from .text import LENGTH_COLUMN, tokenize_dataset
 
@@ -72,6 +72,12 @@ class StackOverflowDataset(DatasetBase):
         dataset._use(data, tokenizer, max_length, text_only)
         return dataset
 
+    @classmethod
+    def config_errors(cls, root: str | Path = "", split: str = "train", **options: Any) -> list[str]:
+        """The split's folder is missing or empty (checked before a run loads its model)."""
+        problem = _split_problem(Path(root), SPLIT_ALIASES.get(split, split))
+        return [problem] if problem else []
+
     def _use(self, data: Dataset, tokenizer: Any, max_length: int, text_only: bool) -> None:
         self.tokenizer = tokenizer
         self.max_length = max_length
@@ -113,18 +119,28 @@ class StackOverflowDataset(DatasetBase):
         return collated
 
 
-def _load_split(root: Path, split: str) -> Dataset:
+def _command(root: Path) -> str:
+    """The preprocessing command that (re)writes ``root`` (an earlier output is replaced only on request)."""
+    return PREPROCESS_COMMAND.format(root=root) + " --overwrite" * (root / "preprocess.json").is_file()
+
+
+def _split_problem(root: Path, split: str) -> str | None:
     path = root / split
-    if not path.is_dir():
-        raise DataError(
-            f"Stack Overflow split '{split}' not found at {path}; run "
-            f"`{PREPROCESS_COMMAND.format(root=root)}` to create it"
-        )
-    data = load_from_disk(str(path))
+    if not path.exists():
+        return f"Stack Overflow split '{split}' not found at {path}; run `{_command(root)}` to create it"
+    return saved_split_problem(path, f"run `{_command(root)}` to write the splits again")
+
+
+def _load_split(root: Path, split: str) -> Dataset:
+    problem = _split_problem(root, split)
+    if problem:
+        raise DataError(problem)
+    path = root / split
+    again = f"run `{_command(root)}` to write the splits again"
+    data = load_saved_split(path, again)
     missing = {"post_id", "text", "tabular", "label"} - set(data.column_names)
     if missing:
-        raise DataError(
-            f"{path} lacks column(s) {', '.join(sorted(missing))}; "
-            f"re-run `{PREPROCESS_COMMAND.format(root=root)}`"
-        )
+        raise DataError(f"{path} lacks column(s) {', '.join(sorted(missing))}; {again}")
+    if len(data) == 0:
+        raise DataError(f"Stack Overflow split '{split}' at {path} holds no questions; {again} from more rows")
     return data

@@ -27,7 +27,7 @@ from .context import RunContext
 from .data import EpochPosition
 from .hooks import Hook
 from .logging import MetricsWriter, get_logger, setup_logger
-from .setup import build_hooks, install_interrupt_handlers, make_run_dir, seed_everything
+from .setup import build_hooks, install_interrupt_handlers, make_run_dir, save_run_config, seed_everything
 from .strategies import Strategy, build_strategy, resolve_device
 
 # The settings of the config a trainer is being built from (see ``building_with``); a trainer written against
@@ -244,13 +244,11 @@ class BaseTrainer(prototype.PrototypeHelpers):
         if for_training:
             self.resume_from = find_resume_checkpoint(settings.resume, settings.run_dir, settings.output_dir, settings.project_name)
             chosen = settings.run_dir or (str(self.resume_from.parent.parent) if self.resume_from is not None else "")
-            run_dir = make_run_dir(settings.output_dir, settings.project_name, chosen)
+            run_dir = make_run_dir(settings.output_dir, settings.project_name, chosen, fresh=self.resume_from is None)
         logger = setup_logger(rank, run_dir / "train.log" if run_dir else None)
         self.context = RunContext(rank, world_size, device, run_dir, logger)
-        if run_dir is not None and rank == 0 and self.config is not None:
-            from ..config import Config
-
-            Config(self.config).dump(run_dir / "config.yaml")
+        if run_dir is not None and rank == 0 and self.config is not None and self.resume_from is None:
+            save_run_config(run_dir, self.config)  # a resume writes it once restore() succeeded
         seed_everything(settings.seed)  # identical on every rank, so per-process changes start identical
         self.custom_setup(rank, world_size)
         self.strategy = build_strategy(settings, device, name=None if for_training else "single")
@@ -311,6 +309,8 @@ class BaseTrainer(prototype.PrototypeHelpers):
             self.resume_from = self.checkpointer.intact(self.resume_from)  # a damaged one gives way to the newest intact
             state = self.checkpointer.load(self.resume_from, self.world_size)
             self.load_state_dict(state)
+            if self.rank == 0 and self.config is not None:
+                save_run_config(self.run_dir, self.config)
             self.logger.info("resumed from %s (epoch %d, step %d, %d samples of the epoch done)", self.resume_from,
                              self.epoch + 1, self.global_step, self.resume_position.samples)
         elif self.settings.load_from:

@@ -15,7 +15,7 @@ from trainlab.peft.lora import apply_lora_from_config, lora_modules, merged_stat
 from trainlab.peft.params import describe_trainable, freeze_parameters
 from trainlab.registries import MODELS
 
-from .pretrained import load_preprocessors, log_load_summary, quiet_hf, resolve_pretrained
+from .pretrained import check_weights, load_preprocessors, log_load_summary, quiet_hf, resolve_pretrained
 from .skeleton import building_skeleton
 
 logger = logging.getLogger(__name__)
@@ -181,6 +181,7 @@ def _load_model(
     directory: str, task: str, trust_remote_code: bool, kwargs: dict[str, Any]
 ) -> tuple[nn.Module, list[str]]:
     auto_class = getattr(transformers, TASK_AUTO_CLASSES[task])
+    check_weights(directory)  # transformers would fail on missing or damaged weights with a long traceback
     if building_skeleton():  # a sharded run's other ranks: the structure only, rank 0 sends the weights
         config = transformers.AutoConfig.from_pretrained(directory, trust_remote_code=trust_remote_code, local_files_only=True,
                                                          **{k: v for k, v in kwargs.items() if k != "torch_dtype"})

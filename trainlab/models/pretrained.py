@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
+import re
 from collections.abc import Iterator
 from typing import Any
 
@@ -88,6 +89,33 @@ def log_load_summary(what: str, source: str, newly_initialized: list[str], unuse
 def _short_list(names: list[str], limit: int = 8) -> str:
     shown = ", ".join(names[:limit])
     return shown + (f", … ({len(names)} in all)" if len(names) > limit else "")
+
+
+# Weight files of save_pretrained (and of older PyTorch, TensorFlow and Flax exports), shards included.
+_WEIGHT_FILE = re.compile(r".*\.safetensors$|(pytorch_model|tf_model|flax_model|model\.ckpt)\b.*")
+
+
+def check_weights(directory: str, key: str = "MODEL.PRETRAINED") -> None:
+    """Raise ConfigError, naming ``directory``, when it holds no weight files or a safetensors file whose header
+    is unreadable (truncated, not safetensors at all); reads headers only, so it costs nothing next to a load."""
+    from safetensors import SafetensorError, safe_open
+
+    files = sorted(name for name in os.listdir(directory) if _WEIGHT_FILE.fullmatch(name))
+    if not files:
+        raise ConfigError(
+            f"no weights (*.safetensors / pytorch_model.bin) in {key} {directory} (it holds: "
+            f"{', '.join(sorted(os.listdir(directory))[:6]) or 'nothing'}); copy the model's weight files there "
+            f"(the whole save_pretrained output)"
+        )
+    for name in files:
+        if name.endswith(".safetensors"):
+            try:
+                with safe_open(os.path.join(directory, name), framework="pt"):
+                    pass
+            except (SafetensorError, OSError) as error:
+                raise ConfigError(
+                    f"{key} {directory}: {name} is damaged ({error}); copy the model's weight files again"
+                ) from None
 
 
 # A directory holds a tokenizer / processor only if one of these files is there; without this check

@@ -125,9 +125,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--rows", type=int, default=600, help="number of questions")
     parser.add_argument("--seed", type=int, default=0, help="random seed (same seed, same file)")
     parser.add_argument("--output", required=True, help="CSV file to write")
+    parser.add_argument("--overwrite", action="store_true", help="replace --output if it exists")
     args = parser.parse_args(argv)
     if args.rows < 1:
         parser.error(f"--rows must be at least 1, got {args.rows}")
+    if Path(args.output).exists() and not args.overwrite:  # it may be the real Kaggle file of the same name
+        print(f"trainlab: error: --output {args.output} already exists; choose another file or pass --overwrite "
+              f"to replace it", file=sys.stderr)
+        return 2
     rows = generate_rows(args.rows, args.seed)
     write_csv(rows, args.output)
     counts = {status: sum(row["OpenStatus"] == status for row in rows) for status in STATUSES}

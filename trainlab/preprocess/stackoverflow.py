@@ -9,7 +9,8 @@ holding ``post_id``, ``text`` (Title + " " + BodyMarkdown), ``tabular`` (the 5 f
 ``preprocess.json``: label names, feature means/stds, seed, split sizes and drop counts, which
 :func:`featurize_csv` reuses so inference sees the same numbers. The splits are written to a
 temporary directory beside the output and renamed into place at the end, so a failure leaves
-nothing half-written.
+nothing half-written. An earlier output is replaced only when asked (``--overwrite``): runs may
+have trained on it, and new splits would mix their test questions into training.
 """
 
 from __future__ import annotations
@@ -30,7 +31,14 @@ import numpy as np
 import pyarrow as pa
 
 from ..errors import DataError, TrainLabError
-from .stackoverflow_csv import FEATURE_NAMES, STATUSES, Standardizer, feature_matrix, read_questions
+from .stackoverflow_csv import (
+    FEATURE_NAMES,
+    STATUSES,
+    Standardizer,
+    describe_drops,
+    feature_matrix,
+    read_questions,
+)
 
 INFO_FILE = "preprocess.json"
 SPLITS = ("train", "validation", "test")
@@ -51,7 +59,7 @@ class PreprocessSummary:
 
     def line(self) -> str:
         """One line for the terminal: rows read, kept, dropped by reason, split sizes, output."""
-        reasons = ", ".join(f"{reason} {count}" for reason, count in self.dropped.items() if count) or "none"
+        reasons = describe_drops(self.dropped)
         splits = " / ".join(f"{split} {size}" for split, size in self.split_sizes.items())
         return (
             f"read {self.rows_read} rows, kept {self.rows_kept}, dropped {self.rows_read - self.rows_kept} "
@@ -65,6 +73,7 @@ def preprocess(
     labels: str = "binary",
     seed: int = 42,
     fractions: Sequence[float] = (0.8, 0.1, 0.1),
+    overwrite: bool = False,
 ) -> PreprocessSummary:
     """Read ``input_csv``, split it (shuffled with ``seed``), standardise on train and save to ``output_dir``.
 
@@ -72,17 +81,18 @@ def preprocess(
         labels: ``"binary"`` (open -> 0, every closed reason -> 1) or ``"multiclass"`` (the 5
             OpenStatus values in ``STATUSES`` order).
         fractions: train / validation / test shares, each > 0, summing to 1.
+        overwrite: replace an earlier preprocessing output in ``output_dir`` (refused otherwise).
     """
     if labels not in LABEL_SCHEMES:
         raise DataError(f"labels must be one of {', '.join(LABEL_SCHEMES)}, got {labels!r}")
     fractions = _check_fractions(fractions)
     output = Path(output_dir)
-    _check_output(output)
+    _check_output(output, overwrite)
 
     table, rows_read, dropped = read_questions(input_csv)
     status_to_label = _status_to_label(labels)
     label_names = LABEL_SCHEMES[labels]
-    sizes = _split_sizes(len(table), fractions, input_csv)
+    sizes = _split_sizes(len(table), fractions, input_csv, rows_read, dropped)
     order = np.random.default_rng(seed).permutation(len(table))
     features = feature_matrix(table)[order]
     label_ids = np.array([status_to_label[status] for status in table.column("status").to_pylist()])[order]
@@ -142,10 +152,16 @@ def featurize_csv(input_csv: str | Path, data_dir: str | Path) -> tuple[Any, int
     """Prepare new questions in the Kaggle schema for inference with ``data_dir``'s saved statistics.
 
     ``OpenStatus`` is not needed. Returns a ``datasets.Dataset`` with ``post_id``, ``text`` and
-    ``tabular`` (no ``label``), the number of rows read, and the rows dropped per reason.
+    ``tabular`` (no ``label``), the number of rows read, and the rows dropped per reason; a file
+    without a single usable row raises :class:`DataError` with those counts.
     """
     standardizer = Standardizer.from_dict(load_preprocess_info(data_dir))
     table, rows_read, dropped = read_questions(input_csv, with_status=False)
+    if len(table) == 0:
+        raise DataError(
+            f"{input_csv}: none of its {rows_read} rows is usable (dropped: {describe_drops(dropped)}); "
+            f"fix those rows: each needs a title, a body, valid dates and a reputation"
+        )
     tabular = standardizer.apply(feature_matrix(table))
     fingerprint = _fingerprint(input_csv, standardizer)
     return _questions_dataset(table, tabular, None, None, fingerprint), rows_read, dropped
@@ -166,10 +182,15 @@ def _check_fractions(fractions: Sequence[float]) -> tuple[float, float, float]:
     return values  # type: ignore[return-value]
 
 
-def _split_sizes(count: int, fractions: tuple[float, ...], source: Any) -> dict[str, int]:
+def _split_sizes(
+    count: int, fractions: tuple[float, ...], source: Any, rows_read: int, dropped: dict[str, int]
+) -> dict[str, int]:
     held_out = [round(count * fraction) for fraction in fractions[1:]]
     if count - sum(held_out) < 1 or min(held_out) < 1:
-        raise DataError(f"{source} has only {count} usable rows: too few for a {fractions} split")
+        raise DataError(
+            f"{source} has only {count} usable rows of {rows_read} (dropped: {describe_drops(dropped)}): "
+            f"too few for a {fractions} train/validation/test split; fix the dropped rows or use more data"
+        )
     return dict(zip(SPLITS, [count - sum(held_out), *held_out]))
 
 
@@ -209,13 +230,24 @@ def _fingerprint(csv_path: str | Path, *settings: Any) -> str:
     return hashlib.sha256(key.encode()).hexdigest()[:16]
 
 
-def _check_output(output: Path) -> None:
+def _check_output(output: Path, overwrite: bool) -> None:
     if output.exists() and not output.is_dir():
-        raise DataError(f"output {output} is a file; pass a directory for the splits")
-    if output.is_dir() and any(output.iterdir()) and not (output / INFO_FILE).is_file():
+        raise DataError(f"--output {output} is a file; pass a directory for the splits")
+    if not output.is_dir() or not any(output.iterdir()):
+        return
+    if not (output / INFO_FILE).is_file():
         raise DataError(
-            f"output directory {output} already holds other files; pass a new or empty directory "
-            f"(a previous preprocessing output is replaced)"
+            f"--output directory {output} already holds other files; pass a new or empty directory"
+        )
+    if not overwrite:
+        try:
+            info = json.loads((output / INFO_FILE).read_text())
+        except (OSError, ValueError):
+            info = {}
+        raise DataError(
+            f"--output {output} already holds preprocessed splits (of {info.get('source', '?')}, seed "
+            f"{info.get('seed', '?')}) that runs may have trained on; choose a new directory, or pass "
+            f"--overwrite to replace them"
         )
 
 
@@ -271,14 +303,17 @@ def main(argv: Sequence[str] | None = None) -> int:
         metavar=("TRAIN", "VAL", "TEST"),
         help="split shares, summing to 1",
     )
+    parser.add_argument(
+        "--overwrite", action="store_true", help="replace an earlier preprocessing output in --output"
+    )
     parser.add_argument("--debug", action="store_true", help="show the traceback of an error")
     args = parser.parse_args(argv)
     try:
-        summary = preprocess(args.input, args.output, args.labels, args.seed, args.fractions)
+        summary = preprocess(args.input, args.output, args.labels, args.seed, args.fractions, args.overwrite)
     except TrainLabError as error:
         if args.debug:
             traceback.print_exc()
-        print(f"error: {error}", file=sys.stderr)
+        print(f"trainlab: error: {error}", file=sys.stderr)
         return 2
     print(summary.line())
     return 0

@@ -2,7 +2,8 @@
 
 The file is read in chunks with vectorised pandas operations, so memory holds one chunk of
 raw CSV plus the compact Arrow columns kept so far. Rows that cannot be used are dropped and
-counted under the first reason that applies (see ``DROP_REASONS``).
+counted under the first reason that applies (see ``DROP_REASONS``); a question whose PostId an
+earlier usable row already had is dropped too, so no question lands in two splits.
 """
 
 from __future__ import annotations
@@ -52,6 +53,7 @@ DROP_REASONS = (
     "bad_date",
     "negative_day_difference",
     "bad_reputation",
+    "duplicate_id",
 )
 CHUNK_ROWS = 10_000
 
@@ -83,7 +85,18 @@ def read_questions(csv_path: str | Path, *, with_status: bool = True) -> tuple[p
         raise DataError(f"{path} has a header but no rows; it needs at least one question")
     if not with_status:
         del dropped["unknown_status"]
-    return pa.concat_tables(tables), rows_read, dict(dropped)
+    table = pa.concat_tables(tables)
+    # Later copies of a question go, whichever chunk they are in (the first usable one stays).
+    repeated = table.column("post_id").to_pandas().duplicated(keep="first").to_numpy()
+    dropped["duplicate_id"] = int(repeated.sum())
+    if dropped["duplicate_id"]:
+        table = table.filter(pa.array(~repeated))
+    return table, rows_read, dict(dropped)
+
+
+def describe_drops(dropped: dict[str, int]) -> str:
+    """The drop counts as text, e.g. ``empty_body 2, duplicate_id 1`` (``none`` when nothing was dropped)."""
+    return ", ".join(f"{reason} {count}" for reason, count in dropped.items() if count) or "none"
 
 
 def _check_header(path: Path, required: tuple[str, ...]) -> None:

@@ -152,7 +152,12 @@ class Strategy:
             return None
         from torch.distributed.checkpoint.state_dict import StateDictOptions, get_optimizer_state_dict
 
-        return get_optimizer_state_dict(self.model, self.optimizer, options=StateDictOptions(full_state_dict=True, cpu_offload=True))
+        try:
+            return get_optimizer_state_dict(self.model, self.optimizer, options=StateDictOptions(full_state_dict=True, cpu_offload=True))
+        except (KeyError, ValueError, RuntimeError):
+            # The trainer changed its model after building the optimizer (a prototype loop merging its LoRA
+            # layers): parameters have no names any more; keep the state by position, as torch does.
+            return self.optimizer.state_dict()
 
     def load_checkpoint(self, directory: Path) -> dict[str, Any]:
         """Restore the model, optimizer and scaler from ``directory``, written by this or any other strategy at

@@ -1,0 +1,60 @@
+"""What a training run needs from the file system, checked before a model loads: a resume has a checkpoint to
+continue from, a new run never writes into a folder that already holds work, and each dataset's folder exists.
+
+Only ``trainlab train`` asks this, once, before it launches any process. ``eval``, ``predict`` and ``config``
+read configs whose RUN_DIR rightly names an existing run; the processes that torchrun starts (and restarts)
+work in the directory the launch vetted.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from .config import Config
+from .config.settings import TrainerSettings
+from .errors import ConfigError, RegistryError
+
+DATASET_SPLITS = ("TRAIN", "VAL", "TEST")
+
+
+def run_dir_errors(settings: TrainerSettings) -> list[str]:
+    """TRAINER.RESUME finds a checkpoint, and a new run's TRAINER.RUN_DIR is missing or empty."""
+    from .engine.checkpoint import find_resume_checkpoint
+    from .engine.setup import run_dir_problem
+
+    try:
+        resume_from = find_resume_checkpoint(settings.resume, settings.run_dir, settings.output_dir, settings.project_name)
+    except ConfigError as exc:
+        return [str(exc)]
+    if resume_from is not None or not settings.run_dir:  # a resume continues its run; a timestamped folder is new
+        return []
+    problem = run_dir_problem(Path(settings.run_dir))
+    return [problem] if problem else []
+
+
+def dataset_errors(cfg: Config, splits: tuple[str, ...] = DATASET_SPLITS) -> list[str]:
+    """What each configured dataset finds wrong with its folders before it is built (``config_errors``)."""
+    from .components import component_kwargs
+    from .registries import DATASETS
+
+    errors = []
+    for split in splits:
+        section = cfg.get("DATASET", {}).get(split, {})
+        if not section.get("NAME"):
+            continue
+        try:
+            target = DATASETS.get(section["NAME"])
+        except RegistryError:  # reported with the component names
+            continue
+        check = getattr(target, "config_errors", None)
+        if check is not None:
+            errors += [f"DATASET.{split}: {problem}" for problem in check(**component_kwargs(cfg, f"DATASET.{split}", target))]
+    return errors
+
+
+def training_errors(cfg: Config, settings: TrainerSettings) -> list[str]:
+    """Everything above, as lines for the one ConfigError of ``trainlab train``'s pre-launch checks."""
+    return dataset_errors(cfg) + run_dir_errors(settings)
+
+
+__all__ = ["dataset_errors", "run_dir_errors", "training_errors"]

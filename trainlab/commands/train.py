@@ -74,7 +74,11 @@ def run_guarded(job: Callable[[], object], debug: bool = False) -> int:
         timed_out = distributed.timeout_message(exc)
         if timed_out is not None:
             print(f"{prefix}{timed_out}", file=sys.stderr)
-            return EXIT_FAILED
+            # The process group cannot be destroyed (its peers are gone), and a gloo thread still holding a
+            # tensor at interpreter shutdown aborts the process (SIGABRT): leave without the shutdown.
+            sys.stdout.flush()
+            sys.stderr.flush()
+            os._exit(EXIT_FAILED)
         cuda = _cuda_on_cpu_message(exc)
         if cuda is not None:
             print(f"{prefix}{cuda}", file=sys.stderr)

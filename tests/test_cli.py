@@ -225,4 +225,40 @@ def test_preprocess_subcommand_runs_the_stackoverflow_preprocessing(tmp_path):
     assert "read 600 rows, kept 600" in proc.stdout
     assert (tmp_path / "data" / "preprocess.json").is_file()
     unknown = trainlab("preprocess", "kaggle", cwd=tmp_path)
-    assert_user_error(unknown, "name what to preprocess: trainlab preprocess {stackoverflow} --input CSV --output DIR")
+    assert_user_error(unknown, "name what to preprocess ('kaggle' is not one): trainlab preprocess {stackoverflow} "
+                      "--input CSV --output DIR")
+    for argv in (["preprocess", "--input", "x.csv"], ["--debug", "preprocess", "--input", "x.csv"]):
+        missing = trainlab(*argv, cwd=tmp_path)
+        assert missing.returncode == 2
+        assert "name what to preprocess: trainlab preprocess {stackoverflow}" in missing.stderr.splitlines()[-1]
+    debug = trainlab("--debug", "preprocess", "stackoverflow", "--input", "absent.csv", "--output", "d", cwd=tmp_path)
+    assert debug.returncode == 2 and "Traceback" in debug.stderr
+
+
+def test_argparse_errors_are_one_line_with_the_closest_option(tmp_path):
+    typo = trainlab("train", "x.yaml", "--nprc", "2", cwd=tmp_path)
+    assert_user_error(typo, "unrecognized arguments: --nprc 2 — did you mean '--nproc'? (see trainlab train --help)")
+    bad = trainlab("train", "x.yaml", "--nproc", "two", cwd=tmp_path)
+    assert_user_error(bad, "argument --nproc: invalid int value: 'two' — give a whole number (see trainlab train --help)")
+
+
+def test_resume_does_not_swallow_a_config_key(tmp_path):
+    config = tmp_path / "x.yaml"
+    config.write_text("MODEL: {NAME: Nope}\n")
+    proc = trainlab("train", str(config), "--resume", "TRAINER.MAX_STEPS", "1", cwd=tmp_path)
+    assert proc.returncode == 2 and "override" not in proc.stderr and "MODEL.NAME" in proc.stderr
+    elsewhere = trainlab("train", str(config), "--resume", "nowhere", cwd=tmp_path)
+    assert_user_error(elsewhere, "--resume nowhere: no such checkpoint or run directory — give an existing path, "
+                      "'auto' (the latest run), or write --resume=auto when the next word is not its value")
+
+
+def test_gpus_on_a_machine_without_cuda_says_it_trains_on_cpu(tmp_path):
+    import torch
+
+    if torch.cuda.is_available():
+        pytest.skip("this machine has a GPU")
+    config = tmp_path / "x.yaml"
+    config.write_text("MODEL: {NAME: Nope}\n")
+    proc = trainlab("train", str(config), "--gpus", "0", cwd=tmp_path)
+    assert proc.stderr.splitlines()[0] == ("trainlab: note: --gpus 0 but this machine has no CUDA device; "
+                                           "training on CPU with 1 process(es)")

@@ -5,6 +5,7 @@ from __future__ import annotations
 import importlib
 import importlib.util
 import sys
+import traceback
 from collections.abc import Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from pathlib import Path
@@ -34,10 +35,31 @@ def import_modules(modules: Iterable[str], base_dir: str | Path | None = None) -
         try:
             importlib.import_module(entry)
         except ModuleNotFoundError as exc:
+            if exc.name and not entry.startswith(exc.name):  # the module exists; something it imports does not
+                raise _import_error(entry, exc) from exc
             raise ConfigError(
                 f"CUSTOM_IMPORTS: cannot import '{entry}' ({exc}) — check the module name, or run from the folder "
                 f"that holds it / add that folder to PYTHONPATH"
             ) from None
+        except ConfigError:
+            raise
+        except Exception as exc:
+            raise _import_error(entry, exc) from exc
+
+
+def _import_error(entry: str, exc: BaseException) -> ConfigError:
+    """One line naming where a user module failed (file:line) and why; --debug shows the traceback."""
+    if isinstance(exc, SyntaxError) and exc.filename:
+        where = f"{exc.filename}:{exc.lineno}"
+        reason = f"SyntaxError: {exc.msg}"
+    else:
+        frames = traceback.extract_tb(exc.__traceback__)
+        user = [f for f in frames if "importlib" not in f.filename and "/trainlab/components.py" not in f.filename]
+        frame = (user or frames)[-1]
+        where = f"{frame.filename}:{frame.lineno}"
+        reason = f"{type(exc).__name__}: {' '.join(str(exc).split())}"
+    importing = "" if where.startswith(f"{entry}:") else f" (importing {entry})"
+    return ConfigError(f"CUSTOM_IMPORTS: {where}: {reason}{importing} — fix that module (--debug shows the traceback)")
 
 
 _imported_files: set[Path] = set()
@@ -51,7 +73,13 @@ def _import_file(path: Path) -> None:
     spec = importlib.util.spec_from_file_location(name, path)
     module = importlib.util.module_from_spec(spec)  # type: ignore[arg-type]
     sys.modules[name] = module
-    spec.loader.exec_module(module)  # type: ignore[union-attr]
+    try:
+        spec.loader.exec_module(module)  # type: ignore[union-attr]
+    except ConfigError:
+        raise
+    except Exception as exc:
+        del sys.modules[name]
+        raise _import_error(str(path), exc) from exc
     _imported_files.add(path)
 
 

@@ -18,6 +18,18 @@ from .registry import accepted_keywords, match_keywords
 # Passed by the builder at run time, never set in a config.
 RUNTIME_ARGUMENTS = frozenset({"model", "config", "settings", "tokenizer", "processor", "model_name_or_path", "log_queue"})
 
+# Keywords `from_pretrained` takes besides the fields of the model's config class (transformers' documentation).
+FROM_PRETRAINED_KEYWORDS = frozenset({
+    "torch_dtype", "dtype", "attn_implementation", "revision", "device_map", "low_cpu_mem_usage", "cache_dir",
+    "force_download", "local_files_only", "token", "use_safetensors", "variant", "subfolder", "quantization_config",
+    "ignore_mismatched_sizes", "output_loading_info", "max_memory", "offload_folder", "offload_state_dict",
+    "code_revision", "trust_remote_code", "proxies", "mirror", "from_tf", "from_flax", "state_dict",
+    "key_mapping", "tp_plan", "weights_only", "adapter_name", "adapter_kwargs",
+})
+
+# Simple annotations a config value can be checked against, and how the expectation reads.
+_SIMPLE_TYPES = {int: "an integer", float: "a number", bool: "true or false", str: "a string", list: "a list"}
+
 
 def prepare_config(path: str, overrides: Sequence[str] = (), imports: Iterable[str] = (), *, training: bool = False) -> Config:
     """Load ``path`` with ``overrides``, import the modules it names, and check everything (with ``training``,
@@ -41,9 +53,11 @@ def check_components(cfg: Config, errors: list[str] | None = None, *, training: 
     errors = [*(errors or []), *component_errors(cfg)]
     try:
         settings = trainer_settings(cfg)
-    except ConfigError as exc:  # reported; go on checking the rest as the config has it
+    except ConfigError as exc:  # reported; check the rest with the defaults in place of the faulty values
         errors += str(exc).splitlines()
-        values = {k.lower(): v for k, v in cfg.TRAINER.to_dict().items() if k.lower() in TRAINER_DEFAULTS}
+        faulty = {_culprit(line) for line in errors}
+        values = {k.lower(): v for k, v in cfg.TRAINER.to_dict().items()
+                  if k.lower() in TRAINER_DEFAULTS and f"TRAINER.{k}" not in faulty}
         settings = TrainerSettings(**{**TRAINER_DEFAULTS, **values})
     errors += optimization_errors(settings) + strategy_errors(settings) + hook_errors(settings)
     if training:  # data folders, RESUME and RUN_DIR: what `trainlab train` reads and writes
@@ -51,7 +65,21 @@ def check_components(cfg: Config, errors: list[str] | None = None, *, training: 
 
         errors += training_errors(cfg, settings)
     if errors:
-        raise ConfigError("\n".join(dict.fromkeys(errors)))
+        raise ConfigError("\n".join(_first_per_key(errors)))
+
+
+def _culprit(line: str) -> str:
+    """The dotted key a problem line starts with (after "Unknown key"), e.g. TRAINER.EPOCHS."""
+    words = line.removeprefix("Unknown key ").split()
+    return words[0].rstrip(":") if words else line
+
+
+def _first_per_key(errors: list[str]) -> list[str]:
+    """One line per faulty key: a wrong type is not reported again as a wrong range."""
+    kept: dict[str, str] = {}
+    for line in errors:
+        kept.setdefault(_culprit(line) if _culprit(line).isupper() else line, line)
+    return list(kept.values())
 
 
 def _section(cfg: Any, dotted: str) -> Any:
@@ -76,20 +104,101 @@ def component_errors(cfg: Config) -> list[str]:
         except RegistryError as exc:
             errors.append(f"{dotted}.NAME: {exc}")
             continue
-        accepted, open_ended = accepted_keywords(target)
-        if open_ended or (dotted == "MODEL" and takes_prototype_config(target)):  # config_args are free-form
+        if dotted == "MODEL" and takes_prototype_config(target):  # config_args are free-form
             continue
+        kwargs = component_kwargs(cfg, dotted, target)
+        errors += _value_errors(dotted, target, kwargs)
+        if isinstance(kwargs.get("LORA", kwargs.get("lora")), dict):  # checked now, not when the model loads
+            from .peft.settings import LoRASettings
+
+            try:
+                LoRASettings.from_config(kwargs.get("LORA", kwargs.get("lora")), section=f"{dotted}.LORA")
+            except ConfigError as exc:
+                errors += str(exc).splitlines()
+        accepted, open_ended = accepted_keywords(target)
         accepted = {a.lower() for a in accepted}
+        if open_ended:  # extra keys go on: to from_pretrained where the model forwards them, else unchecked
+            forwarded = _from_pretrained_keys(dotted, target, accepted, _section(cfg, dotted).get("PRETRAINED"))
+            if forwarded is None:
+                continue
+            accepted |= forwarded
         if dotted == "TRAINER":
             accepted |= set(TrainerSettings.__dataclass_fields__)
         options = sorted(a.upper() for a in accepted - RUNTIME_ARGUMENTS)
-        for key in component_kwargs(cfg, dotted, target):
+        for key in kwargs:
             if key.lower() not in accepted:
                 full = f"{dotted}.{key.upper()}"
                 where = "the command-line overrides" if full in cfg.override_keys else source
                 hint = did_you_mean(key.upper(), options).replace("'", "").replace("mean ", f"mean {dotted}.")
-                errors.append(f"Unknown key {full} in {where}{hint} ({name} accepts: {', '.join(options)})")
+                listing = "" if open_ended else f" ({name} accepts: {', '.join(options)})"
+                errors.append(f"Unknown key {full} in {where}{hint}{listing}")
     return errors
+
+
+def _from_pretrained_keys(dotted: str, target: Any, accepted: set[str], pretrained: Any) -> set[str] | None:
+    """The keys a built-in model passes on to Hugging Face's `from_pretrained`: its config class's fields and
+    the loading keywords; None when they cannot be known without a download (or the model forwards nothing)."""
+    if dotted != "MODEL" or "pretrained" not in accepted or not isinstance(pretrained, str) or not pretrained:
+        return None
+    if not getattr(target, "__module__", "").startswith("trainlab.models"):
+        return None
+    try:
+        from transformers import AutoConfig
+
+        hf_config = AutoConfig.from_pretrained(pretrained, local_files_only=True)
+    except (OSError, ValueError, KeyError, ImportError):  # not on this machine, or not a model folder: the load reports it
+        return None
+    import inspect
+
+    fields = set(hf_config.to_dict()) | set(getattr(hf_config, "attribute_map", {}))
+    for klass in type(hf_config).__mro__:  # num_labels and the like are properties or constructor-only
+        fields |= {n for n, v in vars(klass).items() if isinstance(v, property) and not n.startswith("_")}
+        if "__init__" in vars(klass):
+            fields |= set(inspect.signature(klass.__init__).parameters) - {"self", "kwargs"}
+    return {f.lower() for f in fields} | FROM_PRETRAINED_KEYWORDS | {"model_type"}
+
+
+def _value_errors(dotted: str, target: Any, kwargs: dict[str, Any]) -> list[str]:
+    """Values whose type clashes with a simple annotation of the constructor (int, float, bool, str, list)."""
+    hints = _constructor_hints(target)
+    errors = []
+    for key, value in kwargs.items():
+        expected = hints.get(key.lower())
+        if expected is None or (value is None and expected[1]):
+            continue
+        kind = expected[0]
+        ok = isinstance(value, kind) and not (isinstance(value, bool) and kind is not bool)
+        if kind is float:
+            ok = isinstance(value, (int, float)) and not isinstance(value, bool)
+        if not ok:
+            errors.append(f"{dotted}.{key.upper()} must be {_SIMPLE_TYPES[kind]}, got {value!r}")
+    return errors
+
+
+def _constructor_hints(target: Any) -> dict[str, tuple[type, bool]]:
+    """Parameter → (simple type, None allowed) for the constructor's simply annotated parameters."""
+    import inspect
+    import types
+    import typing
+
+    functions = [k.__dict__["__init__"] for k in target.__mro__ if "__init__" in k.__dict__
+                 and not k.__module__.startswith(("torch", "builtins", "transformers"))] if inspect.isclass(target) else [target]
+    hints: dict[str, tuple[type, bool]] = {}
+    for function in reversed(functions):  # the subclass's annotation wins
+        try:
+            annotations = typing.get_type_hints(function)
+        except (NameError, TypeError, AttributeError):  # an annotation that does not resolve: nothing to check
+            annotations = {}
+        for name, annotation in annotations.items():
+            args = typing.get_args(annotation) if isinstance(annotation, types.UnionType) or typing.get_origin(annotation) is typing.Union else ()
+            optional = type(None) in args
+            members = [a for a in args if a is not type(None)] if args else [annotation]
+            kinds = [typing.get_origin(m) or m for m in members]
+            if len(kinds) == 1 and kinds[0] in _SIMPLE_TYPES:
+                hints[name.lower()] = (kinds[0], optional)
+            else:
+                hints.pop(name.lower(), None)
+    return hints
 
 
 def optimization_errors(settings: TrainerSettings) -> list[str]:

@@ -3,13 +3,35 @@
 from __future__ import annotations
 
 import argparse
+import re
 import sys
 import traceback
 from collections.abc import Callable
+from pathlib import Path
 
-from ..errors import TrainLabError
+from ..errors import TrainLabError, did_you_mean
 
 EXIT_USER_ERROR = 2
+CONFIG_KEY = re.compile(r"^[A-Z][A-Z0-9_]*(\.[A-Za-z0-9_]+)+(=.*)?$")  # TRAINER.MAX_STEPS or TRAINER.MAX_STEPS=1
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse with one-line errors (`trainlab: error: ...`, exit 2) that suggest the closest option."""
+
+    def error(self, message: str) -> None:  # type: ignore[override]
+        options = [o for action in self._actions for o in action.option_strings if o.startswith("--")]
+        hint = ""
+        if message.startswith("unrecognized arguments:"):
+            unknown = next((w for w in message.split(":", 1)[1].split() if w.startswith("-")), None)
+            if unknown:
+                hint = did_you_mean(unknown.split("=", 1)[0], options)
+        elif "invalid int value" in message:
+            hint = " — give a whole number"
+        message = message.replace("config, overrides", "config")  # the overrides are optional (nargs="*")
+        command = self.prog.removeprefix("trainlab").strip()
+        where = f" (see trainlab {command + ' ' if command else ''}--help)"
+        print(f"trainlab: error: {' '.join(message.split())}{hint}{where}", file=sys.stderr)
+        sys.exit(EXIT_USER_ERROR)
 
 
 def cmd_list(args: argparse.Namespace) -> int:
@@ -63,6 +85,7 @@ def cmd_train(args: argparse.Namespace) -> int:
 
     overrides = _overrides(args)
     if args.resume is not None:
+        _check_resume_target(args.resume)
         overrides += ["TRAINER.RESUME", args.resume or "auto"]
     options = LaunchOptions(
         args.nproc, args.gpus, args.nnodes, args.node_rank, args.master_addr, args.master_port, args.rdzv_endpoint,
@@ -78,6 +101,18 @@ def cmd_train(args: argparse.Namespace) -> int:
 
         return run_guarded(lambda: run_training(cfg), args.debug)
     return launch(options, module_args)
+
+
+def _check_resume_target(target: str) -> None:
+    """`--resume` takes "auto" or an existing path; anything else was meant as something else."""
+    if target in ("", "auto") or Path(target).exists():
+        return
+    from ..errors import ConfigError
+
+    raise ConfigError(
+        f"--resume {target}: no such checkpoint or run directory — give an existing path, "
+        "'auto' (the latest run), or write --resume=auto when the next word is not its value"
+    )
 
 
 def cmd_eval(args: argparse.Namespace) -> int:
@@ -108,10 +143,12 @@ def cmd_preprocess(args: argparse.Namespace) -> int:
     if not args.args or args.args[0] not in tasks:
         from ..errors import ConfigError
 
+        given = f" ('{args.args[0]}' is not one{did_you_mean(args.args[0], tasks)})" if args.args and not args.args[0].startswith("-") else ""
         raise ConfigError(
-            f"name what to preprocess: trainlab preprocess {{{', '.join(tasks)}}} --input CSV --output DIR"
+            f"name what to preprocess{given}: trainlab preprocess {{{', '.join(tasks)}}} --input CSV --output DIR"
         )
-    return tasks[args.args[0]](args.args[1:])
+    task_args = args.args[1:]
+    return tasks[args.args[0]](task_args + ["--debug"] if args.debug and "--debug" not in task_args else task_args)
 
 
 def cmd_merge_lora(args: argparse.Namespace) -> int:
@@ -129,7 +166,7 @@ def _overrides(args: argparse.Namespace) -> list[str]:
 def build_parser() -> argparse.ArgumentParser:
     from ..estimate import ESTIMATED_STRATEGIES
 
-    parser = argparse.ArgumentParser(
+    parser = _Parser(
         prog="trainlab", description="Registry-driven training for Hugging Face models."
     )
     parser.add_argument("--debug", action="store_true", help="show the traceback of user errors")
@@ -215,6 +252,14 @@ def _subcommands(parser: argparse.ArgumentParser) -> dict[str, argparse.Argument
     return dict(action.choices)
 
 
+def _resume_value_apart(argv: list[str]) -> list[str]:
+    """`--resume TRAINER.MAX_STEPS 1`: the config key is an override, not the checkpoint to resume."""
+    return [
+        "--resume=auto" if arg == "--resume" and i + 1 < len(argv) and CONFIG_KEY.match(argv[i + 1]) else arg
+        for i, arg in enumerate(argv)
+    ]
+
+
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     parser = build_parser()
@@ -224,10 +269,12 @@ def main(argv: list[str] | None = None) -> int:
         (i for i, a in enumerate(argv) if not a.startswith("-")), None
     ):
         args = parser.parse_args(argv)  # prints usage / help and exits
-    elif argv[command_at] == "preprocess":
-        args = parser.parse_args(argv)
+    elif argv[command_at] == "preprocess":  # the task parses its own options, even when they come first
+        args = argparse.Namespace(func=cmd_preprocess, args=argv[command_at + 1 :], debug="--debug" in argv[:command_at])
+    elif any(arg != "--debug" for arg in argv[:command_at]):  # only --debug goes before the command
+        parser.error(f"unrecognized arguments: {' '.join(a for a in argv[:command_at] if a != '--debug')}")
     else:  # options may come after the positional overrides: `trainlab train x.yaml TRAINER.EPOCHS 3 --nproc 2`
-        args = commands[argv[command_at]].parse_intermixed_args(argv[command_at + 1 :])
+        args = commands[argv[command_at]].parse_intermixed_args(_resume_value_apart(argv[command_at + 1 :]))
         args.debug = args.debug or "--debug" in argv[:command_at]
     try:
         return args.func(args)

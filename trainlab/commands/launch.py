@@ -38,6 +38,11 @@ class LaunchOptions:
                 raise ConfigError(f"--gpus takes device numbers like 0,1,2,3, got '{self.gpus}'")
             os.environ["CUDA_VISIBLE_DEVICES"] = ",".join(devices)
             self.nproc = len(devices)
+            import torch
+
+            if not torch.cuda.is_available():  # not an error: the run works on CPU, but the user should know
+                print(f"trainlab: note: --gpus {self.gpus} but this machine has no CUDA device; training on CPU "
+                      f"with {self.nproc} process(es)", file=sys.stderr)
         if self.nproc < 1 or self.nnodes < 1:
             raise ConfigError(f"--nproc and --nnodes must be at least 1 (got {self.nproc}, {self.nnodes})")
         if not 0 <= self.node_rank < self.nnodes:

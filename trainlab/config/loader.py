@@ -30,6 +30,31 @@ _YamlLoader.add_implicit_resolver(
 )
 
 
+class DuplicateKeyError(yaml.MarkedYAMLError):
+    """A mapping that names the same key twice; PyYAML would silently keep only the last one."""
+
+
+def _construct_unique_mapping(loader: _YamlLoader, node: yaml.MappingNode, deep: bool = False) -> dict:
+    written = [key for key, _ in node.value if key.tag != "tag:yaml.org,2002:merge"]  # overriding `<<:` is fine
+    seen: dict[Any, yaml.Node] = {}
+    for key_node in written:
+        key = loader.construct_object(key_node, deep=deep)
+        try:
+            first = seen.setdefault(key, key_node)
+        except TypeError:  # an unhashable key; the base constructor reports it
+            continue
+        if first is not key_node:
+            raise DuplicateKeyError(
+                problem=f"key {key} appears twice (first at line {first.start_mark.line + 1}) — "
+                "merge the two blocks into one; otherwise the first is silently dropped",
+                problem_mark=key_node.start_mark,
+            )
+    return loader.construct_mapping(node, deep=deep)
+
+
+_YamlLoader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _construct_unique_mapping)
+
+
 def _load_yaml(text: str) -> Any:
     return yaml.load(text, Loader=_YamlLoader)  # a SafeLoader subclass: no arbitrary objects
 
@@ -126,6 +151,7 @@ def _read_with_bases(path: Path, chain: tuple[Path, ...]) -> dict[str, Any]:
         cycle = " → ".join(str(p) for p in (*chain, path))
         raise ConfigError(f"_BASE_ files include each other in a cycle: {cycle}")
     data = _read_yaml(path)
+    _check_structure(data, DEFAULTS, "", path)
     _anchor_custom_imports(data, path.parent)
     bases = data.pop(BASE_KEY, [])
     bases = [bases] if isinstance(bases, str) else bases
@@ -136,6 +162,23 @@ def _read_with_bases(path: Path, chain: tuple[Path, ...]) -> dict[str, Any]:
         base_path = Path(base) if os.path.isabs(base) else path.parent / base
         merged = _deep_merge(merged, _read_with_bases(base_path, (*chain, path)))
     return _deep_merge(merged, data)
+
+
+def _check_structure(data: dict[str, Any], schema: Mapping[str, Any], prefix: str, path: Path) -> None:
+    """Sections must be mappings (and CUSTOM_IMPORTS a list), or nothing else can be read; an empty section means
+    its defaults. Other types are checked later, all together."""
+    for key, value in list(data.items()):
+        default = schema.get(key) if isinstance(schema, Mapping) else None
+        if not isinstance(default, (dict, list)):
+            continue
+        if value is None and isinstance(default, dict):
+            del data[key]
+        elif isinstance(default, dict) and not isinstance(value, dict):
+            raise ConfigError(f"{prefix}{key} in {path} must be a section of KEY: value lines, got {value!r}")
+        elif key == "CUSTOM_IMPORTS" and not isinstance(value, list):  # read while loading; other lists later
+            raise ConfigError(f"{prefix}{key} in {path} must be a list, e.g. [{value!r}], got {value!r}")
+        elif isinstance(value, dict):
+            _check_structure(value, default, f"{prefix}{key}.", path)
 
 
 def _anchor_custom_imports(data: dict[str, Any], folder: Path) -> None:
@@ -164,10 +207,13 @@ def _read_yaml(path: Path) -> dict[str, Any]:
         data = _load_yaml(path.read_text(encoding="utf-8"))
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
+        if isinstance(exc, DuplicateKeyError):
+            raise ConfigError(f"{path}, line {mark.line + 1}: {exc.problem}") from None
         where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
-        raise ConfigError(f"{path} is not valid YAML{where}: {getattr(exc, 'problem', exc)}") from None
+        problem = " ".join(str(getattr(exc, "problem", None) or exc).split())
+        raise ConfigError(f"{path} is not valid YAML{where}: {problem}") from None
     if data is None:
-        return {}
+        raise ConfigError(f"{path} is empty — it needs at least a MODEL, DATASET and TRAINER section")
     if not isinstance(data, dict):
         raise ConfigError(
             f"{path} must hold a mapping of sections (MODEL, TRAINER, DATASET), not {type(data).__name__}"

@@ -52,9 +52,28 @@ def dataset_errors(cfg: Config, splits: tuple[str, ...] = DATASET_SPLITS) -> lis
     return errors
 
 
+def load_from_errors(settings: TrainerSettings) -> list[str]:
+    """TRAINER.LOAD_FROM names readable weights: a .safetensors file (or a checkpoint directory holding one)
+    whose header opens (read only; a truncated or foreign file is named before anything loads)."""
+    if not settings.load_from:
+        return []
+    from safetensors import safe_open
+
+    target = Path(settings.load_from)
+    file = target / "model.safetensors" if target.is_dir() else target
+    if not file.is_file():
+        return [f"TRAINER.LOAD_FROM {settings.load_from}: no such file (or no model.safetensors in that directory)"]
+    try:
+        with safe_open(str(file), framework="pt") as handle:
+            handle.keys()
+    except Exception as exc:  # noqa: BLE001 — safetensors raises its own types for damaged files
+        return [f"TRAINER.LOAD_FROM {file} is not a readable .safetensors file ({' '.join(str(exc).split())[:120]})"]
+    return []
+
+
 def training_errors(cfg: Config, settings: TrainerSettings) -> list[str]:
     """Everything above, as lines for the one ConfigError of ``trainlab train``'s pre-launch checks."""
-    return dataset_errors(cfg) + run_dir_errors(settings)
+    return dataset_errors(cfg) + run_dir_errors(settings) + load_from_errors(settings)
 
 
-__all__ = ["dataset_errors", "run_dir_errors", "training_errors"]
+__all__ = ["dataset_errors", "load_from_errors", "run_dir_errors", "training_errors"]

@@ -234,6 +234,11 @@ def test_lora_on_a_hugging_face_model_saves_merged(minilm_path, text_batch, tmp_
         torch.testing.assert_close(from_merge(**text_batch).logits, expected, atol=1e-5, rtol=0)
     assert os.path.isfile(tmp_path / "merged" / "tokenizer.json")
 
+    before = (tmp_path / "merged" / "config.json").read_bytes()  # a second merge never replaces a model
+    with pytest.raises(ConfigError, match="already exists and is not empty"):
+        merge_lora_checkpoint(str(tmp_path / "adapter"), str(tmp_path / "merged"))
+    assert (tmp_path / "merged" / "config.json").read_bytes() == before
+
 
 def test_bad_adapter_directories_are_config_errors(tmp_path, bert):
     with pytest.raises(ConfigError, match="is not a directory"):

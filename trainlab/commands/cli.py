@@ -154,7 +154,7 @@ def cmd_preprocess(args: argparse.Namespace) -> int:
 def cmd_merge_lora(args: argparse.Namespace) -> int:
     from ..peft.merge import merge_lora_checkpoint
 
-    out = merge_lora_checkpoint(args.checkpoint, args.out_dir)
+    out = merge_lora_checkpoint(args.checkpoint, args.out_dir, overwrite=args.overwrite)
     print(f"merged model written to {out}")
     return 0
 
@@ -244,6 +244,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     merge.add_argument("checkpoint")
     merge.add_argument("out_dir")
+    merge.add_argument("--overwrite", action="store_true", help="replace the files of a non-empty OUT_DIR")
     return parser
 
 

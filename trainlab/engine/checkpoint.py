@@ -421,7 +421,12 @@ class Checkpointer:
         file = target / MODEL_FILE if target.is_dir() else target
         if not file.is_file():
             raise ConfigError(f"TRAINER.LOAD_FROM {path}: no {MODEL_FILE} found there")
-        missing, unexpected = self.strategy.load_weights(file, strict=False)
+        try:
+            missing, unexpected = self.strategy.load_weights(file, strict=False)
+        except Exception as exc:
+            detail = " ".join(str(exc).split())[:200]
+            raise ConfigError(f"TRAINER.LOAD_FROM {file} cannot be loaded ({type(exc).__name__}: {detail}) — "
+                              f"point it at an intact .safetensors file of this model") from exc
         return file, missing, unexpected
 
     def judge(self, value: float, mode: str, step: int) -> bool:

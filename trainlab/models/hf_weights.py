@@ -16,7 +16,13 @@ PYTORCH_BIN = "pytorch_model.bin"
 
 
 def read_state_dict(directory: str) -> dict[str, torch.Tensor]:
-    """All tensors of the checkpoint in ``directory``, preferring safetensors over pickled ``.bin`` files."""
+    """All tensors of the checkpoint in ``directory``, preferring safetensors over pickled ``.bin`` files.
+
+    A directory without weights, or with a damaged safetensors file, is one ConfigError naming it.
+    """
+    from .pretrained import check_weights
+
+    check_weights(directory)
     single = os.path.join(directory, SAFETENSORS)
     if os.path.isfile(single):
         return load_file(single)

@@ -24,10 +24,16 @@ from .lora import merge_lora_layers
 PEFT_ADAPTER_CONFIG = "adapter_config.json"
 
 
-def merge_lora_checkpoint(checkpoint_dir: str, out_dir: str) -> str:
-    """Rebuild the base model of the adapter in ``checkpoint_dir``, merge the adapter, save to ``out_dir``."""
+def merge_lora_checkpoint(checkpoint_dir: str, out_dir: str, overwrite: bool = False) -> str:
+    """Rebuild the base model of the adapter in ``checkpoint_dir``, merge the adapter, save to ``out_dir``.
+
+    An ``out_dir`` that already holds files is refused unless ``overwrite``: it may be another model.
+    """
     if not os.path.isdir(checkpoint_dir):
         raise ConfigError(f"adapter checkpoint '{checkpoint_dir}' is not a directory")
+    if os.path.exists(out_dir) and (not os.path.isdir(out_dir) or os.listdir(out_dir)) and not overwrite:
+        raise ConfigError(f"OUT_DIR {out_dir} already exists and is not empty — choose a new directory "
+                          f"(or pass --overwrite to replace what is there)")
     if os.path.isfile(os.path.join(checkpoint_dir, PEFT_ADAPTER_CONFIG)):
         return _merge_peft_adapter(checkpoint_dir, out_dir)
     if os.path.isfile(os.path.join(checkpoint_dir, ADAPTER_CONFIG)):

@@ -268,21 +268,6 @@ def _keyword_params(func: Callable[..., Any]) -> tuple[set[str], bool]:
     return params, var_kw
 
 
-def check_keywords(target: Any, keywords: Mapping[str, Any], where: str) -> None:
-    """Raise :class:`RegistryError` naming every keyword in ``keywords`` that ``target`` does not accept."""
-    accepted, open_ended = accepted_keywords(target)
-    if open_ended:
-        return
-    unknown = [key for key in keywords if key not in accepted]
-    if not unknown:
-        return
-    problems = [f"'{key}'{did_you_mean(key, accepted)}" for key in unknown]
-    raise RegistryError(
-        f"{getattr(target, '__name__', target)} does not take {', '.join(problems)} (from {where}). "
-        f"It accepts: {', '.join(sorted(accepted)) or '(nothing)'}."
-    )
-
-
 NAME_KEYS = ("NAME", "name", "type")
 
 

@@ -6,6 +6,8 @@ from typing import Any
 
 from torch import nn
 
+from ..utils.modules import unwrap_model
+
 NO_DECAY_NAMES = ("bias", "LayerNorm", "norm")
 
 # Scaling a normalised activation is not a weight to shrink towards zero, whatever the parameter is called.
@@ -21,13 +23,6 @@ NORM_LAYERS = (
     nn.InstanceNorm2d,
     nn.InstanceNorm3d,
 )
-
-
-def unwrap_model(model: nn.Module) -> nn.Module:
-    """The module inside (Distributed)DataParallel wrappers, which is where model policy lives."""
-    while isinstance(model, (nn.DataParallel, nn.parallel.DistributedDataParallel)):
-        model = model.module
-    return model
 
 
 def trainable_parameters(model: nn.Module) -> list[nn.Parameter]:

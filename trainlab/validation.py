@@ -12,7 +12,7 @@ from typing import Any
 from .config import COMPONENT_SECTIONS, Config, load_config
 from .config.settings import TRAINER_DEFAULTS, TrainerSettings
 from .errors import ConfigError, RegistryError, TrainLabError, did_you_mean
-from .registries import ALL_REGISTRIES, HOOKS, STRATEGIES
+from .registries import ALL_REGISTRIES, HOOKS, STRATEGIES, TRACKERS
 from .registry import accepted_keywords, match_keywords
 
 # Passed by the builder at run time, never set in a config.
@@ -59,7 +59,7 @@ def check_components(cfg: Config, errors: list[str] | None = None, *, training: 
         values = {k.lower(): v for k, v in cfg.TRAINER.to_dict().items()
                   if k.lower() in TRAINER_DEFAULTS and f"TRAINER.{k}" not in faulty}
         settings = TrainerSettings(**{**TRAINER_DEFAULTS, **values})
-    errors += optimization_errors(settings) + strategy_errors(settings) + hook_errors(settings)
+    errors += optimization_errors(settings) + strategy_errors(settings) + hook_errors(settings) + tracker_errors(settings)
     if training:  # data folders, RESUME and RUN_DIR: what `trainlab train` reads and writes
         from .run_dir_checks import training_errors
 
@@ -273,8 +273,23 @@ def hook_errors(settings: TrainerSettings) -> list[str]:
     return errors
 
 
+def tracker_errors(settings: TrainerSettings) -> list[str]:
+    """Unknown names in TRAINER.LOGGERS (a known tracker that cannot start only warns, at run time)."""
+    loggers = settings.loggers
+    if isinstance(loggers, str) or not isinstance(loggers, (list, tuple)):
+        return [f"TRAINER.LOGGERS must be a list such as [tensorboard, jsonl, mlflow, wandb], got {loggers!r}"]
+    errors = []
+    for name in loggers:
+        try:
+            TRACKERS.get(str(name))
+        except RegistryError as exc:
+            errors.append(f"TRAINER.LOGGERS: {exc}")
+    return errors
+
+
 def _one_line(exc: BaseException) -> str:
     return " ".join(str(exc).split())
 
 
-__all__ = ["check_components", "component_errors", "hook_errors", "optimization_errors", "prepare_config", "strategy_errors"]
+__all__ = ["check_components", "component_errors", "hook_errors", "optimization_errors", "prepare_config", "strategy_errors",
+           "tracker_errors"]

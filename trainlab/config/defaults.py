@@ -61,6 +61,8 @@ DEFAULTS: dict[str, Any] = {
         "LOG_EVERY_STEPS": 10,
         # Evaluate on the validation set every N epochs (0: never during training).
         "EVAL_EVERY_EPOCHS": 1,
+        # Evaluate once before the first step too (the untrained model's figures, logged at step 0).
+        "EVAL_BEFORE_TRAIN": False,
         # DataLoader worker processes per training process (0: load in the main process).
         "NUM_WORKERS": 0,
         # Batch texts of similar length together (less padding, faster); works under DDP.
@@ -101,6 +103,9 @@ DEFAULTS: dict[str, Any] = {
         "RUN_DIR": "",
         # Extra hooks by registered name, each a mapping with NAME and its keywords.
         "HOOKS": [],
+        # Where metrics go (rank 0): tensorboard (RUN_DIR/tb), jsonl (RUN_DIR/metrics.jsonl, read by `trainlab runs`),
+        # mlflow ($MLFLOW_TRACKING_URI, else OUTPUT_DIR/mlruns), wandb (offline unless $WANDB_MODE), or registered names.
+        "LOGGERS": ["tensorboard", "jsonl"],
     },
     "DATASET": {
         split: {

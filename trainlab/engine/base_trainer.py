@@ -9,6 +9,7 @@ import contextvars
 import inspect
 import math
 import signal
+import time
 from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
 from typing import Any
@@ -26,9 +27,12 @@ from .checkpoint import Checkpointer, find_resume_checkpoint, rng_state, set_rng
 from .context import RunContext
 from .data import EpochPosition
 from .hooks import Hook
-from .logging import MetricsWriter, get_logger, setup_logger
+from .logging import get_logger, setup_logger
+from .run_status import RunStatus
 from .setup import build_hooks, install_interrupt_handlers, make_run_dir, save_run_config, seed_everything
 from .strategies import Strategy, build_strategy, resolve_device
+from .summary import run_summary, summary_table
+from .trackers import MetricsWriter, flat_params
 
 # The settings of the config a trainer is being built from (see ``building_with``); a trainer written against
 # the prototype's fixed constructor cannot receive them as an argument.
@@ -70,6 +74,8 @@ class BaseTrainer(prototype.PrototypeHelpers):
         self.scheduler: Any = None  # its scheduler as the trainer's own code sees it (step() is the engine's job)
         self.loss_fn: nn.Module | None = None
         self.hooks: list[Hook] = []
+        self.train_dataset: Dataset | None = None  # the datasets of the current train() call, for hooks
+        self.val_dataset: Dataset | None = None
         self.checkpointer: Checkpointer | None = None
         self.metrics_writer: MetricsWriter | None = None
         self.resume_from: Path | None = None
@@ -85,6 +91,12 @@ class BaseTrainer(prototype.PrototypeHelpers):
         self.interrupt_signal: int | None = None
         self.accumulated_loss: torch.Tensor | float = 0.0
         self.last_metrics: dict[str, float] = {}
+        self.timings: dict[str, float] = {}  # seconds per phase of this process (train, evaluate, ...)
+        self.samples_trained = 0  # samples all ranks trained on in this process's lifetime
+        self.phase_started: dict[str, float] = {}  # phases running now (perf_counter at their start)
+        self.first_step = 0  # global_step when this process started training (resumed runs start later)
+        self.run_status: RunStatus | None = None
+        self._started = time.perf_counter()
         # The prototype's save_best_model bookkeeping.
         self.file_path: str | None = None
         self.epoch_best_model: int | None = None
@@ -111,6 +123,12 @@ class BaseTrainer(prototype.PrototypeHelpers):
     @property
     def device(self) -> torch.device:
         return self.context.device if self.context else resolve_device(self.settings.device)
+
+    @property
+    def total_steps(self) -> int:
+        """Optimizer steps the whole run takes (EPOCHS × steps per epoch, or MAX_STEPS when smaller)."""
+        total = self.steps_per_epoch * self.settings.epochs
+        return min(total, self.settings.max_steps) if self.settings.max_steps > 0 else total
 
     @property
     def run_dir(self) -> Path | None:
@@ -216,16 +234,26 @@ class BaseTrainer(prototype.PrototypeHelpers):
         """The prototype's entry point: set up this process, then train for EPOCHS."""
         if (batch_size_train, batch_size_eval) != (self.settings.batch_size_train, self.settings.batch_size_eval):
             self.settings = self.settings.replace(batch_size_train=batch_size_train, batch_size_eval=batch_size_eval)
+        self.train_dataset, self.val_dataset = train_dataset, val_dataset if evaluate else None
         self.setup(rank, world_size)
+        status, error = "failed", None
         try:
             train_loader = self.prepare_dataloader(train_dataset, batch_size_train, collate_fn, train=True)
             val_loader = self.prepare_dataloader(val_dataset, batch_size_eval, collate_fn, False) if val_dataset is not None and evaluate else None
             test_loader = self.prepare_dataloader(test_dataset, batch_size_eval, collate_fn, False) if test_dataset is not None else None
             self.setup_optimization(math.ceil(len(train_loader) / self.settings.grad_accum_steps))
             self.restore()
-            return loop.fit(self, train_loader, val_loader, test_loader)
+            result = loop.fit(self, train_loader, val_loader, test_loader)
+            status = "finished"
+            return result
+        except KeyboardInterrupt as exc:  # SIGTERM / Ctrl-C (TrainingInterrupted), after a checkpoint
+            status, error = "interrupted", exc
+            raise
+        except BaseException as exc:
+            error = exc
+            raise
         finally:
-            self.close()
+            self.close(status, error)
 
     # ---------------------------------------------------------------- set-up of one process
     def setup(self, rank: int, world_size: int, *, for_training: bool = True) -> None:
@@ -257,7 +285,10 @@ class BaseTrainer(prototype.PrototypeHelpers):
         if not for_training:
             self.loss_fn = self.build_loss()
             return
-        self.metrics_writer = MetricsWriter(run_dir) if rank == 0 else None
+        if rank == 0:
+            self.run_status = RunStatus(run_dir, world_size)
+            params = flat_params(self.config) if self.config is not None else {}
+            self.metrics_writer = MetricsWriter(run_dir, settings.loggers, settings.project_name, params)
         self.checkpointer = Checkpointer(self.strategy, run_dir / "checkpoints", settings.keep_last)
         self.hooks = build_hooks(self.default_hooks(), settings.hooks)
         install_interrupt_handlers(self.request_stop)
@@ -371,9 +402,18 @@ class BaseTrainer(prototype.PrototypeHelpers):
             self.setup(distributed.get_rank(), distributed.get_world_size(), for_training=False)
         return self.evaluate(self.prepare_dataloader(dataset, self.settings.batch_size_eval, train=False), prefix=prefix)
 
-    def close(self) -> None:
+    def close(self, status: str = "finished", error: BaseException | None = None) -> None:
+        """End the run's logging and status file; ``status``: finished, failed or interrupted."""
+        if self.run_status is not None:
+            summary = run_summary(self.run_dir, self.settings, self.last_metrics, self.timings, self.samples_trained,
+                                  self.global_step, self.epoch)
+            self.run_status.finish(status, summary, error=None if error is None else f"{type(error).__name__}: {error}")
+            self.run_status = None
+            if status == "finished":
+                self.logger.info("run finished\n%s", summary_table(summary, time.perf_counter() - self._started))
         if self.metrics_writer is not None:
-            self.metrics_writer.close()
+            self.metrics_writer.close(status)
+            self.metrics_writer = None
 
 
 def _signature_with_settings(init: Callable) -> inspect.Signature:

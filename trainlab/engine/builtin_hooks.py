@@ -48,6 +48,8 @@ class CheckpointHook(Hook):
 
     def after_evaluate(self, trainer: BaseTrainer, metrics: Mapping[str, float]) -> None:
         settings = trainer.settings
+        if trainer.global_step == 0:  # EVAL_BEFORE_TRAIN: the starting weights, which the user already has
+            return
         if settings.monitor not in metrics:
             if not self.warned_missing_monitor:
                 trainer.logger.warning("TRAINER.MONITOR %s is not among the evaluation metrics (%s): no best checkpoint",

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import logging
 import math
 import sys
@@ -51,6 +50,8 @@ class ProgressBar:
         self.log_every = max(1, log_every)
         self.interactive = rank == 0 and sys.stdout.isatty()
         self.postfix: dict[str, str] = {}
+        self.index = 0
+        self._fresh = False  # postfix values not yet shown in a log line
         self._bar = None
         if self.interactive:
             from tqdm.auto import tqdm
@@ -59,11 +60,12 @@ class ProgressBar:
 
     def __iter__(self) -> Iterator[Any]:
         for index, item in enumerate(self.iterable, start=1):
+            self.index = index
             yield item
             if self._bar is not None:
                 self._bar.update(1)
-            elif self.rank == 0 and self.postfix and (index % self.log_every == 0 or index == self.total):
-                get_logger().info("%s %d/%s %s", self.desc, index, self.total or "?", self._postfix_text())
+            elif self._fresh and (self.index % self.log_every == 0 or self.index == self.total):
+                self._log_line()
         if self._bar is not None:
             self._bar.close()
 
@@ -71,49 +73,26 @@ class ProgressBar:
         return self.total or 0
 
     def set_postfix(self, values: Mapping[str, float]) -> None:
+        """Show ``values`` with the bar (without a terminal: in the next periodic log line)."""
         self.postfix = {k: _fmt(v) for k, v in values.items()}
+        self._fresh = True
         if self._bar is not None:
             self._bar.set_postfix(self.postfix, refresh=False)
 
-    def _postfix_text(self) -> str:
-        return " ".join(f"{k}={v}" for k, v in self.postfix.items())
+    def report(self, values: Mapping[str, float]) -> None:
+        """Show ``values`` now: with the bar, or (without a terminal) as a log line of this very moment."""
+        self.set_postfix(values)
+        if self._bar is None:
+            self._log_line()
+
+    def _log_line(self) -> None:
+        self._fresh = False
+        if self.rank == 0 and self.postfix:
+            text = " ".join(f"{k}={v}" for k, v in self.postfix.items())
+            get_logger().info("%s %d/%s %s", self.desc, self.index, self.total or "?", text)
 
 
 def _fmt(value: float) -> str:
     if isinstance(value, float) and (value == 0 or math.isfinite(value) and 1e-3 <= abs(value) < 1e4):
         return f"{value:.4f}"
     return f"{value:.3e}" if isinstance(value, float) else str(value)
-
-
-class MetricsWriter:
-    """Appends ``{"step": ..., "epoch": ..., "<tag>": value}`` lines to metrics.jsonl and scalars to TensorBoard."""
-
-    def __init__(self, run_dir: str | Path, tensorboard: bool = True) -> None:
-        self.path = Path(run_dir) / "metrics.jsonl"
-        self._tb = None
-        if tensorboard:
-            try:
-                from torch.utils.tensorboard import SummaryWriter
-            except ImportError:  # tensorboard is optional at run time; the jsonl file always exists
-                get_logger().warning("tensorboard is not installed: metrics go to metrics.jsonl only")
-            else:
-                self._tb = SummaryWriter(log_dir=str(Path(run_dir) / "tb"))
-
-    def write(self, metrics: Mapping[str, float], step: int, epoch: int | None = None) -> None:
-        record = {"step": step, "epoch": epoch, **{k: _json_number(v) for k, v in metrics.items()}}
-        with self.path.open("a", encoding="utf-8") as handle:
-            handle.write(json.dumps(record) + "\n")
-        if self._tb is not None:
-            for key, value in metrics.items():
-                if isinstance(value, (int, float)):
-                    self._tb.add_scalar(key, value, step)
-
-    def close(self) -> None:
-        if self._tb is not None:
-            self._tb.close()
-
-
-def _json_number(value: Any) -> Any:
-    if isinstance(value, float) and not math.isfinite(value):
-        return str(value)
-    return value

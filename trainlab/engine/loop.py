@@ -10,8 +10,9 @@ optimizer's step hook (BaseTrainer) counts optimizer steps, including those a pr
 
 from __future__ import annotations
 
+import contextlib
 import time
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from typing import TYPE_CHECKING, Any
 
 import torch
@@ -30,11 +31,16 @@ def fit(trainer: BaseTrainer, train_loader: DataLoader, val_loader: DataLoader |
     """Train for the remaining epochs, then evaluate on ``test_loader``; returns the last metrics."""
     try:
         call_hooks(trainer.hooks, "before_train", trainer)
+        trainer.first_step = trainer.global_step  # where this process started: the base of its ETA
+        fresh_start = trainer.epoch == 0 and trainer.global_step == 0 and trainer.batch_in_epoch == 0
+        if trainer.settings.eval_before_train and val_loader is not None and fresh_start:
+            validate(trainer, val_loader, 0)  # step 0: the starting point of every curve
         while trainer.epoch < trainer.settings.epochs and not trainer.should_stop:
             run_epoch(trainer, train_loader, val_loader)
         call_hooks(trainer.hooks, "after_train", trainer)
         if test_loader is not None:
-            metrics = evaluate(trainer, test_loader, prefix="test")
+            with timed(trainer, "evaluate"):
+                metrics = evaluate(trainer, test_loader, prefix="test")
             trainer.last_metrics.update(metrics)
             trainer.log_metrics(metrics)
     except BaseException as exc:
@@ -55,7 +61,8 @@ def run_epoch(trainer: BaseTrainer, train_loader: DataLoader, val_loader: DataLo
         trainer.batch_in_epoch = batch_sampler.resume(position)
         trainer.epoch_samples_before = position.samples - trainer.batch_in_epoch * settings.batch_size_train * trainer.world_size
     call_hooks(trainer.hooks, "before_epoch", trainer, trainer.epoch)
-    result = trainer.run_one_epoch(epoch, settings.epochs, train_loader, trainer.rank, trainer.device, train=True)
+    with timed(trainer, "train"):
+        result = trainer.run_one_epoch(epoch, settings.epochs, train_loader, trainer.rank, trainer.device, train=True)
     metrics = epoch_metrics(result, "train")
     last_epoch = trainer.should_stop or epoch == settings.epochs  # MAX_STEPS may end the run mid-epoch
     every = settings.eval_every_epochs
@@ -70,7 +77,8 @@ def run_epoch(trainer: BaseTrainer, train_loader: DataLoader, val_loader: DataLo
 
 def validate(trainer: BaseTrainer, val_loader: DataLoader, epoch: int) -> dict[str, float]:
     """Run the evaluation epoch and hand complete metrics (the same on every rank) to the hooks."""
-    result = trainer.run_one_epoch(epoch, trainer.settings.epochs, val_loader, trainer.rank, trainer.device, train=False)
+    with timed(trainer, "evaluate"):
+        result = trainer.run_one_epoch(epoch, trainer.settings.epochs, val_loader, trainer.rank, trainer.device, train=False)
     metrics = epoch_metrics(result, "val")
     # A prototype-style epoch reports its loss only through save_best_model, on rank 0: share it with all.
     reported = distributed.broadcast_object(trainer.reported_val_loss)
@@ -81,6 +89,35 @@ def validate(trainer: BaseTrainer, val_loader: DataLoader, epoch: int) -> dict[s
     trainer.log_metrics(metrics)
     call_hooks(trainer.hooks, "after_evaluate", trainer, metrics)
     return metrics
+
+
+@contextlib.contextmanager
+def timed(trainer: BaseTrainer, phase: str) -> Iterator[None]:
+    """Add the block's wall time to ``trainer.timings[phase]`` (the end-of-run timing line)."""
+    start = time.perf_counter()
+    trainer.phase_started[phase] = start
+    try:
+        yield
+    finally:
+        trainer.timings[phase] = trainer.timings.get(phase, 0.0) + time.perf_counter() - start
+        trainer.phase_started.pop(phase, None)
+
+
+def eta_seconds(trainer: BaseTrainer) -> float | None:
+    """Seconds of training left at this process's pace so far (evaluations not included); None before a step."""
+    done = trainer.global_step - trainer.first_step
+    if done <= 0 or not trainer.total_steps:
+        return None
+    spent = trainer.timings.get("train", 0.0) + time.perf_counter() - trainer.phase_started.get("train", time.perf_counter())
+    return spent / done * max(trainer.total_steps - trainer.global_step, 0)
+
+
+def format_eta(seconds: float | None) -> str:
+    if seconds is None:
+        return "?"
+    minutes, secs = divmod(int(seconds), 60)
+    hours, minutes = divmod(minutes, 60)
+    return f"{hours}:{minutes:02d}:{secs:02d}" if hours else f"{minutes}:{secs:02d}"
 
 
 def epoch_metrics(result: Any, split: str) -> dict[str, float]:
@@ -133,6 +170,7 @@ def train_batches(trainer: BaseTrainer, data_loader: DataLoader, epoch: int) -> 
         at_boundary = trainer.batch_in_epoch % settings.grad_accum_steps == 0 or trainer.batch_in_epoch == batches_in_epoch
         loss = train_on_batch(trainer, batch, sync=at_boundary)
         window.samples += batch_size_of(batch)
+        trainer.samples_trained += batch_size_of(batch) * trainer.world_size
         if loss is None:  # an accumulation micro-step, or a skipped non-finite step
             continue
         window.loss += loss
@@ -140,9 +178,12 @@ def train_batches(trainer: BaseTrainer, data_loader: DataLoader, epoch: int) -> 
         epoch_loss += loss
         epoch_steps += 1
         logged: dict[str, float] = {}
-        if trainer.global_step % settings.log_every_steps == 0:
+        if trainer.global_step % settings.log_every_steps == 0 or trainer.batch_in_epoch == batches_in_epoch:
             logged = window.metrics(trainer)
-            bar.set_postfix({"loss": logged["train/loss"], "lr": logged["train/lr"], "samples/s": logged["train/samples_per_s"]})
+            bar.report({"loss": logged["train/loss"], "lr": logged["train/lr"], "samples/s": logged["train/samples_per_s"],
+                        "eta": format_eta(eta_seconds(trainer))})
+            if trainer.run_status is not None:
+                trainer.run_status.update(global_step=trainer.global_step, epoch=trainer.epoch)
             trainer.log_metrics(logged)
             window.reset()
         call_hooks(trainer.hooks, "after_train_step", trainer, logged)
@@ -198,21 +239,24 @@ def evaluate(trainer: BaseTrainer, data_loader: DataLoader, prefix: str) -> dict
     was_training = trainer.model.training
     trainer.model.eval()
     metric = trainer.build_metrics()
-    loss_sum = torch.zeros((), dtype=torch.float64, device=device)
-    count = torch.zeros((), dtype=torch.float64, device=device)
+    # sums of loss × weight, weights and samples: the loss is a mean over what eval_step's loss averages
+    # (``loss_weight``, e.g. tokens; by default the batch's rows), whatever the batch size or process count
+    totals = torch.zeros(3, dtype=torch.float64, device=device)
     for batch in trainer.wrap_dataloader_with_tqdm(trainer.rank, data_loader, trainer.epoch + 1, train_model=False):
         batch = move_to_device(batch, device, non_blocking=device.type == "cuda")
         with trainer.strategy.autocast():
             out = trainer.eval_step(batch)
         size = batch_size_of(batch)
-        loss_sum += out["loss"].detach().double() * size
-        count += size
-        inputs = {k: v.detach().float() if v.is_floating_point() else v.detach() for k, v in out.items() if k != "loss"}
+        weight = out.get("loss_weight")
+        weight = torch.as_tensor(size if weight is None else weight, dtype=torch.float64, device=device).sum()
+        totals += torch.stack([out["loss"].detach().double() * weight, weight, torch.tensor(float(size), dtype=torch.float64, device=device)])
+        inputs = {k: v.detach().float() if v.is_floating_point() else v.detach() for k, v in out.items()
+                  if k not in ("loss", "loss_weight")}
         if metric is not None and inputs:  # eval_step returns the loss and the metric's update() arguments
             metric.update(**inputs)
     trainer.model.train(was_training)
-    loss_sum, count = trainer.reduce_value(loss_sum, average=False), trainer.reduce_value(count, average=False)
-    result = {f"{prefix}/loss": (loss_sum / count.clamp(min=1)).item(), f"{prefix}/num_samples": int(count.item())}
+    loss_sum, weights, samples = trainer.reduce_value(totals, average=False).tolist()
+    result = {f"{prefix}/loss": loss_sum / max(weights, 1e-12), f"{prefix}/num_samples": int(samples)}
     if metric is not None:
         state = {k: distributed.all_gather_cat(v.to(device)).cpu() for k, v in metric.state().items()}
         result.update({f"{prefix}/{k}": v for k, v in metric.compute(state).items() if k != "num_samples"})

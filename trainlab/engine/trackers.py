@@ -93,8 +93,12 @@ class WandbTracker:
     def __init__(self, run_dir: Path, project: str, run_name: str, params: Mapping[str, Any], **_: Any) -> None:
         import wandb
 
-        self.run = wandb.init(project=project, name=run_name, dir=str(run_dir), config=dict(params),
-                              mode=os.environ.get("WANDB_MODE", "offline"), reinit="create_new")
+        mode = os.environ.get("WANDB_MODE", "offline")
+        self.run = wandb.init(project=project, name=run_name, dir=str(run_dir), config=dict(params), mode=mode,
+                              reinit="create_new", settings=wandb.Settings(silent=True))
+        if mode == "offline":
+            folder = Path(self.run.dir).parent
+            get_logger().info("wandb: offline run in %s (upload it with `wandb sync %s`)", folder, folder)
 
     def log(self, metrics: Mapping[str, Any], step: int, epoch: int | None = None) -> None:
         self.run.log(dict(metrics), step=step)

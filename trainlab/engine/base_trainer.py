@@ -409,6 +409,9 @@ class BaseTrainer(prototype.PrototypeHelpers):
                                   self.global_step, self.epoch)
             self.run_status.finish(status, summary, error=None if error is None else f"{type(error).__name__}: {error}")
             self.run_status = None
+            from ..plots import plot_run
+
+            plot_run(self.run_dir)  # RUN_DIR/plots/metrics.png; never raises
             if status == "finished":
                 self.logger.info("run finished\n%s", summary_table(summary, time.perf_counter() - self._started))
         if self.metrics_writer is not None:

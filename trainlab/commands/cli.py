@@ -1,4 +1,4 @@
-"""The `trainlab` command: list, config, estimate, train, eval, predict, preprocess, merge-lora."""
+"""The `trainlab` command: list, config, estimate, train, eval, predict, generate, preprocess, merge-lora."""
 
 from __future__ import annotations
 
@@ -115,14 +115,26 @@ def _check_resume_target(target: str) -> None:
     )
 
 
+def _check_output(output: str | None, overwrite: bool) -> None:
+    """An existing --output file is replaced only with --overwrite: it may be something the user keeps."""
+    if output is not None and Path(output).exists() and not overwrite:
+        from ..errors import ConfigError
+
+        raise ConfigError(f"--output {output} already exists; choose another file, or pass --overwrite to replace it")
+
+
 def cmd_eval(args: argparse.Namespace) -> int:
-    import json
-
     from ..validation import prepare_config
-    from .evaluate import evaluate_checkpoint
+    from .evaluate import check_evaluation, evaluate_checkpoint, report_metrics, worker_arguments
+    from .launch import LaunchOptions, launch
 
-    metrics = evaluate_checkpoint(prepare_config(args.config, _overrides(args), args.imports), args.checkpoint, args.split)
-    print(json.dumps(metrics, indent=1))
+    options = LaunchOptions(args.nproc).resolve()
+    _check_output(args.output, args.overwrite)
+    cfg = prepare_config(args.config, _overrides(args), args.imports)
+    if options.distributed:  # the user's mistakes surface here, once, before any process starts
+        check_evaluation(cfg, args.checkpoint, args.split)
+        return launch(options, worker_arguments(args), module="trainlab.commands.evaluate", task="evaluation")
+    report_metrics(evaluate_checkpoint(cfg, args.checkpoint, args.split), args.output)  # under torchrun: rank 0
     return 0
 
 
@@ -133,6 +145,24 @@ def cmd_predict(args: argparse.Namespace) -> int:
     rows = predict_csv(prepare_config(args.config, _overrides(args), args.imports), args.checkpoint, args.input, args.output,
                        overwrite=args.overwrite)
     print(f"wrote {rows} prediction(s) to {args.output}")
+    return 0
+
+
+def cmd_generate(args: argparse.Namespace) -> int:
+    from .generate import generate_answers, read_prompts, shown, write_generations
+
+    _check_output(args.output, args.overwrite)  # first: nothing loads in vain
+    prompts = read_prompts(args.prompt, args.input)
+    if args.imports:  # e.g. a module that registers its own architecture with transformers' Auto classes
+        from ..components import import_modules
+
+        import_modules(args.imports)
+    answers = generate_answers(args.run_dir, prompts, args.max_new_tokens, adapter=args.adapter)
+    for prompt, answer in zip(prompts, answers):
+        print(f"{shown(prompt)} → {answer}")
+    if args.output is not None:
+        write_generations(args.output, prompts, answers)
+        print(f"wrote {len(answers)} generation(s) to {args.output}")
     return 0
 
 
@@ -224,6 +254,9 @@ def build_parser() -> argparse.ArgumentParser:
         "--checkpoint", required=True, help="run directory (its best checkpoint), checkpoint dir or file"
     )
     evaluate.add_argument("--split", default="test", help="train, val or test (default: test)")
+    evaluate.add_argument("--nproc", type=int, default=1, help="processes that each evaluate a shard of the split")
+    evaluate.add_argument("--output", help="JSON file to write the metrics to")
+    evaluate.add_argument("--overwrite", action="store_true", help="replace --output if it exists")
     predict = add("predict", cmd_predict, "class probabilities of a saved model for new rows of a CSV file")
     predict.add_argument(
         "--checkpoint", required=True, help="run directory (its best checkpoint), checkpoint dir or file"
@@ -231,6 +264,17 @@ def build_parser() -> argparse.ArgumentParser:
     predict.add_argument("--input", required=True, help="CSV in the dataset's raw schema (e.g. Kaggle's)")
     predict.add_argument("--output", required=True, help="CSV to write: id, prob_<class>..., prediction")
     predict.add_argument("--overwrite", action="store_true", help="replace --output if it exists")
+    generate = add("generate", cmd_generate, "greedy answers of a trained causal LM to prompts, encoded as in training",
+                   config=False)
+    generate.add_argument("run_dir", help="run directory (its model/ or, with --adapter, adapter/) or an HF model directory")
+    prompts = generate.add_mutually_exclusive_group(required=True)
+    prompts.add_argument("--prompt", action="append", default=[], help="a prompt text (repeatable)")
+    prompts.add_argument("--input", help='JSONL of {"prompt": text} or {"messages": [...]} rows')
+    generate.add_argument("--output", help="JSONL to write: prompt, generation")
+    generate.add_argument("--overwrite", action="store_true", help="replace --output if it exists")
+    generate.add_argument("--max-new-tokens", type=int, default=64, help="tokens to generate at most (default: 64)")
+    generate.add_argument("--adapter", action="store_true",
+                          help="the run's base model (MODEL.PRETRAINED) plus its PEFT adapter, instead of model/")
     pre = sub.add_parser(
         "preprocess", help="prepare a dataset: `trainlab preprocess stackoverflow --input CSV --output DIR`"
     )

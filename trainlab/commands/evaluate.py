@@ -1,7 +1,15 @@
-"""`trainlab eval`: the metrics of a saved model on any split of the configured data."""
+"""`trainlab eval`: the metrics of a saved model on any split of the configured data.
+
+Run on N processes (``trainlab eval --nproc N``), each process is ``python -m trainlab.commands.evaluate
+CONFIG [overrides] --checkpoint ...``: each evaluates its shard of the split, and rank 0 reports the metrics,
+which are exact over the whole split.
+"""
 
 from __future__ import annotations
 
+import argparse
+import json
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -86,12 +94,9 @@ def inference_trainer(cfg: Config, checkpoint: str) -> Any:
     return trainer
 
 
-def evaluate_checkpoint(cfg: Config, checkpoint: str, split: str = "test") -> dict[str, float]:
-    """Metrics of the model at ``checkpoint`` on DATASET.<split>, across all processes of this job."""
-    from ..components import build_datasets
-    from ..engine import distributed
-    from ..engine.setup import seed_everything
-    from ..engine.strategies import resolve_device
+def check_evaluation(cfg: Config, checkpoint: str, split: str) -> str:
+    """Raise the user's mistakes (split, components, data folder, checkpoint path) before anything loads;
+    returns the split's DATASET section."""
     from ..run_dir_checks import dataset_errors
     from ..validation import check_components
 
@@ -104,6 +109,18 @@ def evaluate_checkpoint(cfg: Config, checkpoint: str, split: str = "test") -> di
     problems = dataset_errors(cfg, (section,))  # a missing or empty data folder, found before the model loads
     if problems:
         raise DataError("\n".join(problems))
+    resolve_weights(checkpoint)
+    return section
+
+
+def evaluate_checkpoint(cfg: Config, checkpoint: str, split: str = "test") -> dict[str, float]:
+    """Metrics of the model at ``checkpoint`` on DATASET.<split>, across all processes of this job."""
+    from ..components import build_datasets
+    from ..engine import distributed
+    from ..engine.setup import seed_everything
+    from ..engine.strategies import resolve_device
+
+    section = check_evaluation(cfg, checkpoint, split)
     distributed.init_distributed(resolve_device(cfg.TRAINER.DEVICE).type, timeout_s=cfg.TRAINER.TIMEOUT_S)
     try:
         seed_everything(cfg.TRAINER.SEED)
@@ -112,3 +129,53 @@ def evaluate_checkpoint(cfg: Config, checkpoint: str, split: str = "test") -> di
         return trainer.evaluate_dataset(dataset, prefix=split)
     finally:
         distributed.cleanup()
+
+
+def report_metrics(metrics: dict[str, float], output: str | None = None) -> None:
+    """Print the metrics as JSON (and write them to ``output``) once per job: on rank 0."""
+    from ..engine import distributed
+
+    if not distributed.is_main_process():
+        return
+    text = json.dumps(metrics, indent=1)
+    print(text)
+    if output is not None:
+        Path(output).write_text(text + "\n", encoding="utf-8")
+
+
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(prog="python -m trainlab.commands.evaluate", description=__doc__)
+    parser.add_argument("config", help="YAML config file")
+    parser.add_argument("overrides", nargs="*", help="KEY VALUE pairs or KEY=VALUE items")
+    parser.add_argument("--checkpoint", required=True)
+    parser.add_argument("--split", default="test")
+    parser.add_argument("--output")
+    parser.add_argument("--import", dest="imports", action="append", default=[], metavar="MODULE")
+    parser.add_argument("--debug", action="store_true", help="show tracebacks of user errors")
+    return parser.parse_intermixed_args(argv)
+
+
+def worker_arguments(args: argparse.Namespace) -> list[str]:
+    """The command line of ``parse_args`` for the parsed ``trainlab eval`` options ``args``."""
+    arguments = [args.config, *args.overrides, "--checkpoint", args.checkpoint, "--split", args.split]
+    arguments += ["--output", args.output] if args.output is not None else []
+    arguments += [arg for module in args.imports for arg in ("--import", module)]
+    return arguments + (["--debug"] if args.debug else [])
+
+
+def main(argv: list[str] | None = None) -> int:
+    """One process of a distributed evaluation (started by ``trainlab eval --nproc N``)."""
+    from ..validation import prepare_config
+    from .train import run_guarded
+
+    args = parse_args(argv)
+
+    def job() -> None:
+        cfg = prepare_config(args.config, args.overrides, args.imports)
+        report_metrics(evaluate_checkpoint(cfg, args.checkpoint, args.split), args.output)
+
+    return run_guarded(job, args.debug)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

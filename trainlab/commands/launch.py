@@ -1,4 +1,4 @@
-"""Start N training processes through PyTorch's elastic launcher (torchrun), on one machine or several.
+"""Start N training (or evaluation) processes through PyTorch's elastic launcher (torchrun), on one machine or several.
 
 With ``--max-restarts N`` the launcher restarts the whole group when a process dies, up to N times; the run
 directory is decided here, once, and each restarted process resumes it from its newest complete checkpoint
@@ -109,8 +109,11 @@ def restarted_worker(run_dir: str, module_args: list[str]) -> int:
     return main(module_args)
 
 
-def launch(options: LaunchOptions, module_args: list[str]) -> int:
-    """Run ``python -m trainlab.train *module_args`` in ``nproc`` processes per node; returns the exit code.
+def launch(options: LaunchOptions, module_args: list[str], module: str = "trainlab.train", task: str = "training") -> int:
+    """Run ``python -m <module> *module_args`` in ``nproc`` processes per node; returns the exit code.
+
+    ``module`` is one process of the job (training, or ``trainlab.commands.evaluate``); ``task`` names the job
+    in the line printed when a process fails.
 
     ``--master-addr/--master-port`` is torchrun's static rendezvous (node 0 hosts the store, node ranks are
     given); ``--rdzv-endpoint`` is its c10d rendezvous (any node may host, ranks are assigned on arrival).
@@ -121,7 +124,7 @@ def launch(options: LaunchOptions, module_args: list[str]) -> int:
     from torch.distributed.elastic.rendezvous import RendezvousError
     from torch.distributed.launcher.api import LaunchConfig, elastic_launch
 
-    entry = ["-m", "trainlab.train"]
+    entry = ["-m", module]
     if options.max_restarts:
         run_dir = str(job_run_dir(module_args, options.nnodes))
         entry = ["-m", __name__, run_dir]
@@ -158,7 +161,7 @@ def launch(options: LaunchOptions, module_args: list[str]) -> int:
     except ChildFailedError as exc:
         rank, failure = exc.get_first_failure()
         code = failure.exitcode if failure.exitcode and failure.exitcode > 0 else 1
-        print(f"trainlab: training failed: process {rank} exited with code {failure.exitcode} (its error is above)",
+        print(f"trainlab: {task} failed: process {rank} exited with code {failure.exitcode} (its error is above)",
               file=sys.stderr)
         return code
     except (RendezvousError, DistError) as exc:

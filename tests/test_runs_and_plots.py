@@ -33,8 +33,8 @@ ENV = {**os.environ, "OMP_NUM_THREADS": "1"}
 
 
 def trainlab(command: str, *args: str) -> list[str]:
-    """The command line of `trainlab COMMAND ARGS` (the subcommands' own modules until the CLI has them)."""
-    return [sys.executable, "-m", f"trainlab.commands.{command}", *args]
+    """The command line of `trainlab COMMAND ARGS`."""
+    return [sys.executable, "-m", "trainlab", command, *args]
 
 
 def run_command(command: str, *args: str, cwd: Path) -> subprocess.CompletedProcess:

@@ -1,4 +1,4 @@
-"""The `trainlab` command: list, config, estimate, train, eval, predict, generate, preprocess, merge-lora."""
+"""The `trainlab` command: list, config, estimate, train, eval, predict, generate, preprocess, merge-lora, runs, plot."""
 
 from __future__ import annotations
 
@@ -189,6 +189,18 @@ def cmd_merge_lora(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_runs(args: argparse.Namespace) -> int:
+    from . import runs
+
+    return runs.run(args)
+
+
+def cmd_plot(args: argparse.Namespace) -> int:
+    from . import plot
+
+    return plot.run(args)
+
+
 def _overrides(args: argparse.Namespace) -> list[str]:
     return list(args.overrides)
 
@@ -289,6 +301,11 @@ def build_parser() -> argparse.ArgumentParser:
     merge.add_argument("checkpoint")
     merge.add_argument("out_dir")
     merge.add_argument("--overwrite", action="store_true", help="replace the files of a non-empty OUT_DIR")
+    from . import plot, runs
+
+    runs.add_arguments(add("runs", cmd_runs, "list runs: status, best metric, test metrics, time, differing config keys",
+                           config=False))
+    plot.add_arguments(add("plot", cmd_plot, "loss, learning rate and validation curves of runs as a PNG", config=False))
     return parser
 
 

@@ -3,10 +3,9 @@
 from __future__ import annotations
 
 import argparse
-import sys
 from pathlib import Path
 
-from ..errors import ConfigError, TrainLabError
+from ..errors import ConfigError
 
 DEFAULT_OUTPUT = "plot.png"
 
@@ -39,21 +38,3 @@ def parse_metrics(text: str | None) -> list[str] | None:
     if not metrics:
         raise ConfigError(f"--metrics {text!r}: name at least one metric, e.g. --metrics train/loss,val/f1")
     return metrics
-
-
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="trainlab plot", description=__doc__)
-    add_arguments(parser)
-    parser.add_argument("--debug", action="store_true", help="show the traceback of user errors")
-    args = parser.parse_args(argv)
-    try:
-        return run(args)
-    except TrainLabError as exc:
-        if args.debug:
-            raise
-        print(f"trainlab: error: {exc}", file=sys.stderr)
-        return 2
-
-
-if __name__ == "__main__":
-    sys.exit(main())

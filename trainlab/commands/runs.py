@@ -6,13 +6,12 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import sys
 from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
 from ..config.defaults import DEFAULTS
-from ..errors import ConfigError, TrainLabError
+from ..errors import ConfigError
 from ..runs import RunInfo, find_runs, metric_mode, metric_value, read_config
 
 SHOWN_KEYS = 4  # differing config keys shown per run without --all-keys
@@ -155,21 +154,3 @@ def _duration(seconds: float | None) -> str:
 def _ranked(run: RunInfo, ranking: tuple[str, str] | None, values: Mapping[Path, float | None]) -> dict[str, Any]:
     """The value a run was ranked by, for --json with --best."""
     return {} if ranking is None else {"ranked_by": ranking[0], "ranked_value": values.get(run.run_dir)}
-
-
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="trainlab runs", description=__doc__)
-    add_arguments(parser)
-    parser.add_argument("--debug", action="store_true", help="show the traceback of user errors")
-    args = parser.parse_args(argv)
-    try:
-        return run(args)
-    except TrainLabError as exc:
-        if args.debug:
-            raise
-        print(f"trainlab: error: {exc}", file=sys.stderr)
-        return 2
-
-
-if __name__ == "__main__":
-    sys.exit(main())

@@ -13,7 +13,7 @@ LOGGER_NAME = "trainlab"
 
 
 def setup_logger(rank: int, log_file: str | Path | None = None, level: int = logging.INFO) -> logging.Logger:
-    """Rank 0 logs INFO to the console and ``log_file``; other ranks log warnings and errors, prefixed with their rank.
+    """Rank 0 logs INFO to the console and ``log_file`` (stderr when there is no log file); other ranks log warnings and errors, prefixed with their rank.
 
     Each record is written by one handler call, so lines from different ranks never interleave mid-line.
     """
@@ -25,7 +25,8 @@ def setup_logger(rank: int, log_file: str | Path | None = None, level: int = log
     logger.propagate = False
     prefix = "" if rank == 0 else f"[rank {rank}] "
     formatter = logging.Formatter(f"%(asctime)s {prefix}%(levelname)s %(message)s", datefmt="%Y-%m-%d %H:%M:%S")
-    console = logging.StreamHandler(sys.stdout if rank == 0 else sys.stderr)
+    # A run's progress goes to stdout; without a run (evaluation, prediction) stdout is kept for the results.
+    console = logging.StreamHandler(sys.stdout if rank == 0 and log_file is not None else sys.stderr)
     console.setFormatter(formatter)
     logger.addHandler(console)
     if log_file is not None and rank == 0:

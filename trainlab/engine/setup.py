@@ -144,10 +144,13 @@ def install_interrupt_handlers(request_stop: Callable[[int], bool]) -> None:
 
 
 def build_hooks(defaults: list[Hook], configured: list[Mapping[str, Any]]) -> list[Hook]:
-    """The default hooks plus those named in TRAINER.HOOKS, in priority order."""
+    """The default hooks plus those named in TRAINER.HOOKS, in priority order; a hook named there replaces the
+    default of the same class (its keywords win) instead of running twice."""
     from ..registry import build_from_cfg
 
-    return sort_hooks([*defaults, *(build_from_cfg(cfg, HOOKS) for cfg in configured)])
+    named = [build_from_cfg(cfg, HOOKS) for cfg in configured]
+    kept = [hook for hook in defaults if type(hook) not in {type(n) for n in named}]
+    return sort_hooks([*kept, *named])
 
 
 __all__ = ["build_hooks", "install_interrupt_handlers", "make_run_dir", "run_dir_problem", "save_run_config", "seed_everything"]

@@ -91,6 +91,7 @@ class BaseTrainer(prototype.PrototypeHelpers):
         self.interrupt_signal: int | None = None
         self.accumulated_loss: torch.Tensor | float = 0.0
         self.last_metrics: dict[str, float] = {}
+        self.last_eval_state: dict[str, torch.Tensor] = {}  # the last evaluation's gathered metric state
         self.timings: dict[str, float] = {}  # seconds per phase of this process (train, evaluate, ...)
         self.samples_trained = 0  # samples all ranks trained on in this process's lifetime
         self.phase_started: dict[str, float] = {}  # phases running now (perf_counter at their start)

@@ -259,6 +259,7 @@ def evaluate(trainer: BaseTrainer, data_loader: DataLoader, prefix: str) -> dict
     result = {f"{prefix}/loss": loss_sum / max(weights, 1e-12), f"{prefix}/num_samples": int(samples)}
     if metric is not None:
         state = {k: distributed.all_gather_cat(v.to(device)).cpu() for k, v in metric.state().items()}
+        trainer.last_eval_state = state  # every sample's metric inputs (e.g. probabilities, labels), for reports
         result.update({f"{prefix}/{k}": v for k, v in metric.compute(state).items() if k != "num_samples"})
     return result
 

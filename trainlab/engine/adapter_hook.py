@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from ..peft.adapter import has_adapter, save_adapter
+from ..peft.adapter import adapter_state_names, has_adapter, save_adapter
 from ..peft.lora import lora_modules
 from ..registries import HOOKS
 from .hooks import Hook
@@ -19,9 +19,9 @@ __all__ = ["ExportAdapterHook", "has_adapter"]
 class ExportAdapterHook(Hook):
     """After training (the best weights loaded), the adapter alone goes to RUN_DIR/adapter (rank 0 writes).
 
-    A Hugging Face PEFT model is saved in PEFT's format (``peft.PeftModel.from_pretrained(base,
-    RUN_DIR/adapter)`` loads it), TrainLab's LoRA in the trainlab-lora format; ``trainlab merge-lora`` merges either. Nothing
-    is written without TRAINER.SAVE, or when the model no longer has an adapter (a loop that merged it).
+    ``peft.PeftModel.from_pretrained(base, RUN_DIR/adapter)`` loads it: a Hugging Face PEFT model is saved in
+    PEFT's format, TrainLab's LoRA in the trainlab-lora format plus PEFT's; ``trainlab merge-lora`` merges either.
+    Nothing is written without TRAINER.SAVE, or when the model no longer has an adapter (a loop that merged it).
     """
 
     priority = 45  # after the checkpoint hook (40) restored the best weights
@@ -37,8 +37,8 @@ class ExportAdapterHook(Hook):
             trainer.logger.warning("LoRA layers are merged into their base weights: no adapter exported")
             return
         # Every rank takes part: a sharded strategy gathers the adapter's tensors (small) into rank 0.
-        trained = {name for name, param in model.named_parameters() if param.requires_grad}
-        state = trainer.strategy.gather_state(lambda name: name in trained or "lora_" in name)
+        names = adapter_state_names(model)
+        state = trainer.strategy.gather_state(names.__contains__)
         if trainer.rank != 0:
             return
         target = str(trainer.run_dir / "adapter")

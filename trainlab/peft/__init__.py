@@ -6,6 +6,7 @@ Both read one vocabulary, :class:`LoRASettings` (the ``MODEL.LORA`` section). Th
 """
 
 from .adapter import (
+    adapter_state_names,
     has_adapter,
     load_lora_adapter,
     lora_state_dict,
@@ -24,11 +25,13 @@ from .lora import (
     unmerge_lora,
 )
 from .params import count_parameters, freeze_model, freeze_parameters, mark_trainable, unfreeze_model
+from .peft_format import save_peft_format
 from .settings import LoRASettings
 
 __all__ = [
     "LoRALinear",
     "LoRASettings",
+    "adapter_state_names",
     "add_lora_layers",
     "apply_lora_from_config",
     "count_parameters",
@@ -45,6 +48,7 @@ __all__ = [
     "read_adapter_config",
     "save_adapter",
     "save_lora_adapter",
+    "save_peft_format",
     "unfreeze_model",
     "unmerge_lora",
 ]

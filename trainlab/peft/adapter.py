@@ -1,6 +1,6 @@
 """Save and load TrainLab LoRA adapters: the LoRA weights (and trained heads) without the base model.
 
-On-disk format, a directory holding two files:
+On-disk format, a directory holding TrainLab's two files and PEFT's two:
 
 ``trainlab_adapter.safetensors``
     ``<layer>.lora_A`` [r, in] and ``<layer>.lora_B`` [out, r] for every LoRA layer, plus every other
@@ -11,7 +11,10 @@ On-disk format, a directory holding two files:
        "trained_parameters": ["classifier.weight", ...],
        "base_model": {"NAME": "BertForSequenceClassification", "PRETRAINED": "/path", ...} or null}``
     ``base_model`` is the MODEL config section (without LORA/PEFT) that rebuilds the base model; models
-    built by TrainLab record it in their ``base_model_cfg`` attribute.
+    built by TrainLab record it in their ``base_model_cfg`` attribute. ``trainlab merge-lora`` reads these two.
+``adapter_config.json``, ``adapter_model.safetensors``
+    the same adapter in PEFT's format, for ``peft.PeftModel.from_pretrained(base, path)`` without TrainLab
+    (see :mod:`trainlab.peft.peft_format`); left out, with a warning, when PEFT cannot express what trained.
 
 :func:`save_adapter` picks the format: PEFT's own for a model holding a ``peft.PeftModel``, this one for
 TrainLab's LoRA.
@@ -20,6 +23,7 @@ TrainLab's LoRA.
 from __future__ import annotations
 
 import json
+import logging
 import os
 from typing import Any
 
@@ -32,10 +36,13 @@ from trainlab.errors import ConfigError
 from ..utils.modules import unwrap_model
 from .lora import LoRALinear, lora_modules
 from .params import is_lora_parameter
+from .peft_format import PEFT_CONFIG, PEFT_WEIGHTS, peft_layout, save_peft_format
 
 ADAPTER_WEIGHTS = "trainlab_adapter.safetensors"
 ADAPTER_CONFIG = "trainlab_adapter.json"
 ADAPTER_FORMAT = "trainlab-lora"
+
+logger = logging.getLogger(__name__)
 
 
 def find_peft_model(model: nn.Module) -> nn.Module | None:
@@ -51,12 +58,25 @@ def has_adapter(model: nn.Module) -> bool:
     return bool(lora_modules(model)) or find_peft_model(model) is not None
 
 
+def adapter_state_names(model: nn.Module) -> set[str]:
+    """The entries of ``model.state_dict()`` that :func:`save_adapter` writes: what a sharded run gathers."""
+    model = unwrap_model(model)
+    trained = {name for name, param in model.named_parameters() if param.requires_grad}
+    if find_peft_model(model) is not None:  # PEFT saves modules to save whole, buffers and frozen tensors too
+        return trained | {name for name in model.state_dict() if "lora_" in name or ".modules_to_save." in name}
+    names = trained | {name for name, _ in model.named_parameters() if is_lora_parameter(name)}
+    try:
+        return names | set(peft_layout(model).keys)
+    except ConfigError:  # no PEFT copy then; save_lora_adapter says why
+        return names
+
+
 def save_adapter(model: nn.Module, path: str, base_model: dict[str, Any] | None = None,
                  state: dict[str, torch.Tensor] | None = None) -> str:
-    """Write the adapter of ``model`` to ``path``: PEFT's format for a PEFT model, else TrainLab's (above).
+    """Write the adapter of ``model`` to ``path``: PEFT's format for a PEFT model, else TrainLab's and PEFT's (above).
 
-    PEFT's format loads with ``peft.PeftModel.from_pretrained(base, path)``; both merge with
-    ``trainlab merge-lora``. ``base_model`` defaults to ``model.base_model_cfg``. ``state``: the adapter's
+    Either loads with ``peft.PeftModel.from_pretrained(base, path)`` and merges with ``trainlab merge-lora``.
+    ``base_model`` defaults to ``model.base_model_cfg``. ``state``: the adapter's
     full tensors keyed like ``model.state_dict()``, when the model's own are shards (FSDP).
     """
     model = unwrap_model(model)
@@ -85,7 +105,7 @@ def lora_state_dict(model: nn.Module, include_trained: bool = True) -> dict[str,
 
 def save_lora_adapter(model: nn.Module, path: str, base_model: dict[str, Any] | None = None,
                       tensors: dict[str, torch.Tensor] | None = None) -> str:
-    """Write the adapter of ``model`` to the directory ``path`` (format above); return ``path``.
+    """Write the adapter of ``model`` to the directory ``path`` (TrainLab's files and PEFT's, above); return ``path``.
 
     ``base_model`` defaults to ``model.base_model_cfg``, which TrainLab's models set. ``tensors``: the
     adapter's full tensors when the model's own are shards.
@@ -97,8 +117,9 @@ def save_lora_adapter(model: nn.Module, path: str, base_model: dict[str, Any] | 
         )
     if any(layer.merged for layer in layers.values()):
         raise ConfigError("cannot save a LoRA adapter while it is merged; call unmerge_lora(model) first")
+    source = tensors if tensors is not None else model.state_dict()
     wanted = lora_state_dict(model)
-    tensors = {name: tensor.contiguous().cpu() for name, tensor in (tensors or wanted).items() if name in wanted}
+    tensors = {name: tensor.contiguous().cpu() for name, tensor in source.items() if name in wanted}
     meta = {
         "format": ADAPTER_FORMAT,
         "version": 1,
@@ -110,7 +131,19 @@ def save_lora_adapter(model: nn.Module, path: str, base_model: dict[str, Any] | 
     save_file(tensors, os.path.join(path, ADAPTER_WEIGHTS), metadata={"format": "pt"})
     with open(os.path.join(path, ADAPTER_CONFIG), "w", encoding="utf-8") as file:
         json.dump(meta, file, indent=2, default=str)
+    _save_peft_copy(model, path, meta["base_model"], source)
     return path
+
+
+def _save_peft_copy(model: nn.Module, path: str, base_model: dict[str, Any] | None,
+                    state: dict[str, torch.Tensor]) -> None:
+    try:
+        save_peft_format(model, path, base_model, state)
+    except ConfigError as error:
+        for name in (PEFT_CONFIG, PEFT_WEIGHTS):  # never leave a stale copy of another adapter beside this one
+            if os.path.exists(os.path.join(path, name)):
+                os.remove(os.path.join(path, name))
+        logger.warning("no PEFT copy of the adapter in %s (trainlab merge-lora still reads it): %s", path, error)
 
 
 def read_adapter_config(path: str) -> dict[str, Any]:

@@ -2,11 +2,12 @@
 
 Two adapter layouts are understood:
 
+* a TrainLab LoRA adapter (``trainlab_adapter.json`` + ``trainlab_adapter.safetensors``, see
+  :mod:`trainlab.peft.adapter`), whose json records the MODEL section of its base model. Its directory also
+  holds a PEFT copy, which is not read here: TrainLab's own files rebuild any TrainLab model;
 * a PEFT adapter directory (``adapter_config.json`` + ``adapter_model.safetensors``); the base model is
   the MODEL section in ``trainlab_base_model.json`` when TrainLab saved it, otherwise
-  ``base_model_name_or_path`` and ``task_type`` from ``adapter_config.json``;
-* a TrainLab LoRA adapter (``trainlab_adapter.json`` + ``trainlab_adapter.safetensors``, see
-  :mod:`trainlab.peft.adapter`), whose json records the MODEL section of its base model.
+  ``base_model_name_or_path`` and ``task_type`` from ``adapter_config.json``.
 """
 
 from __future__ import annotations
@@ -20,8 +21,7 @@ from trainlab.registries import MODELS
 
 from .adapter import ADAPTER_CONFIG, load_lora_adapter, read_adapter_config
 from .lora import merge_lora_layers
-
-PEFT_ADAPTER_CONFIG = "adapter_config.json"
+from .peft_format import PEFT_CONFIG
 
 
 def merge_lora_checkpoint(checkpoint_dir: str, out_dir: str, overwrite: bool = False) -> str:
@@ -34,12 +34,12 @@ def merge_lora_checkpoint(checkpoint_dir: str, out_dir: str, overwrite: bool = F
     if os.path.exists(out_dir) and (not os.path.isdir(out_dir) or os.listdir(out_dir)) and not overwrite:
         raise ConfigError(f"OUT_DIR {out_dir} already exists and is not empty — choose a new directory "
                           f"(or pass --overwrite to replace what is there)")
-    if os.path.isfile(os.path.join(checkpoint_dir, PEFT_ADAPTER_CONFIG)):
-        return _merge_peft_adapter(checkpoint_dir, out_dir)
     if os.path.isfile(os.path.join(checkpoint_dir, ADAPTER_CONFIG)):
         return _merge_trainlab_adapter(checkpoint_dir, out_dir)
+    if os.path.isfile(os.path.join(checkpoint_dir, PEFT_CONFIG)):
+        return _merge_peft_adapter(checkpoint_dir, out_dir)
     raise ConfigError(
-        f"'{checkpoint_dir}' holds no adapter: expected {PEFT_ADAPTER_CONFIG} (a PEFT adapter, MODEL.PEFT) "
+        f"'{checkpoint_dir}' holds no adapter: expected {PEFT_CONFIG} (a PEFT adapter, MODEL.PEFT) "
         f"or {ADAPTER_CONFIG} (a TrainLab LoRA adapter, MODEL.LORA)"
     )
 
@@ -80,11 +80,11 @@ def _build_base_model(cfg: dict[str, Any]) -> Any:
 def _base_from_peft_config(checkpoint_dir: str) -> dict[str, Any]:
     from .hf_peft import TASK_TO_PEFT_TASK_TYPE
 
-    adapter_config = _read_json(os.path.join(checkpoint_dir, PEFT_ADAPTER_CONFIG))
+    adapter_config = _read_json(os.path.join(checkpoint_dir, PEFT_CONFIG))
     base_path = adapter_config.get("base_model_name_or_path")
     if not base_path:
         raise ConfigError(
-            f"{PEFT_ADAPTER_CONFIG} in '{checkpoint_dir}' has no base_model_name_or_path; "
+            f"{PEFT_CONFIG} in '{checkpoint_dir}' has no base_model_name_or_path; "
             f"set it to the base model's directory"
         )
     tasks = {peft_task: task for task, peft_task in TASK_TO_PEFT_TASK_TYPE.items()}

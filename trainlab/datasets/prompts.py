@@ -27,6 +27,9 @@ CHAT_TEMPLATES = {
     ),
 }
 
+NO_TEMPLATE = ("the tokenizer has no chat template for 'messages' rows: set DATASET.*.CHAT_TEMPLATE to one of "
+               f"{', '.join(CHAT_TEMPLATES)}, a .jinja file, or Jinja text")
+
 
 def special_affixes(tokenizer: Any) -> tuple[list[int], list[int]]:
     """The token ids the tokenizer puts before and after a text it encodes with special tokens (BOS, EOS...)."""
@@ -58,8 +61,7 @@ def render_chat(tokenizer: Any, messages: list[dict[str, str]], template: str | 
                 add_generation_prompt: bool = False) -> str:
     """``messages`` rendered as text by ``template`` (special tokens written by the template itself)."""
     if template is None:
-        raise ConfigError("the tokenizer has no chat template for 'messages' rows: set DATASET.*.CHAT_TEMPLATE to "
-                          f"one of {', '.join(CHAT_TEMPLATES)}, a .jinja file, or Jinja text")
+        raise ConfigError(NO_TEMPLATE)
     return tokenizer.apply_chat_template(messages, chat_template=template, tokenize=False,
                                          add_generation_prompt=add_generation_prompt)
 

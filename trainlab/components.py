@@ -244,12 +244,14 @@ def run_training(cfg: Config) -> dict[str, float]:
     import gc
 
     from .engine import distributed
+    from .engine.logging import start_job_logging
     from .engine.strategies import resolve_device
 
     import_config_modules(cfg)  # idempotent; a config checked elsewhere has them already
     settings = trainer_settings(cfg)
     distributed.init_distributed(resolve_device(settings.device).type, timeout_s=settings.timeout_s,
                                  single_process_group=needs_process_group(settings))
+    start_job_logging(distributed.get_rank())  # what loading says reaches the run's train.log too
     try:
         metrics = _build_and_fit(cfg, settings)
         # Model, optimizer and any collective they still hold die here, while the process group lives: a gloo

@@ -149,3 +149,25 @@ def test_validation_loss_is_the_same_for_any_batch_size_and_process_count(chat_r
         assert result["val/num_samples"] == 7
         assert result["val/loss"] == pytest.approx(best["val/loss"], abs=1e-5)
         assert result["val/perplexity"] == pytest.approx(best["val/perplexity"], rel=1e-5)
+
+
+def test_packed_training_keeps_examples_apart_and_evaluates_like_unpacked(chat_run, tiny_llama, chat_data, tmp_path):
+    proc = trainlab("train", str(ROOT / "configs" / "llm" / "chat_lora.yaml"), "MODEL.PRETRAINED", str(tiny_llama),
+                    "MODEL.PEFT.R", "4", "TRAINER.OUTPUT_DIR", str(tmp_path), "TRAINER.MAX_STEPS", "2",
+                    "TRAINER.GENERATE_SAMPLES", "0", "TRAINER.EVAL_BEFORE_TRAIN", "false",
+                    "DATASET.TRAIN.ROOT", str(chat_data), "DATASET.VAL.ROOT", str(chat_data),
+                    "DATASET.TRAIN.MAX_LENGTH", "96", "DATASET.VAL.MAX_LENGTH", "96", "DATASET.TRAIN.PACKING", "true",
+                    cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    [run_dir] = (tmp_path / "chat_lora").iterdir()
+    log = (run_dir / "train.log").read_text()
+    assert "packed 24 examples into" in log and "packed examples are kept apart" in log
+    # the same weights score the same on packed and unpacked validation rows
+    scores = []
+    for packing in ("false", "true"):
+        proc = trainlab("eval", str(chat_run / "config.yaml"), "--checkpoint", str(chat_run), "--split", "val",
+                        "DATASET.VAL.PACKING", packing, "DATASET.VAL.MAX_LENGTH", "200", cwd=tmp_path)
+        assert proc.returncode == 0, proc.stderr[-3000:]
+        scores.append(json.loads(proc.stdout[proc.stdout.index("{"):]))
+    assert scores[1]["val/loss"] == pytest.approx(scores[0]["val/loss"], abs=1e-5)
+    assert scores[1]["val/num_tokens"] == scores[0]["val/num_tokens"]

@@ -12,26 +12,56 @@ from typing import Any
 LOGGER_NAME = "trainlab"
 
 
-def setup_logger(rank: int, log_file: str | Path | None = None, level: int = logging.INFO) -> logging.Logger:
-    """Rank 0 logs INFO to the console and ``log_file`` (stderr when there is no log file); other ranks log warnings and errors, prefixed with their rank.
+class EarlyRecords(logging.Handler):
+    """Keeps what a job logs before its run directory exists (data loading), for the run's log file."""
+
+    def __init__(self, capacity: int = 1000) -> None:
+        super().__init__()
+        self.records: list[logging.LogRecord] = []
+        self.capacity = capacity
+
+    def emit(self, record: logging.LogRecord) -> None:
+        if len(self.records) < self.capacity:
+            self.records.append(record)
+
+
+def start_job_logging(rank: int, level: int = logging.INFO) -> logging.Logger:
+    """Logging for a training job before its run directory exists: the console now, the log file later
+    (``setup_logger`` with a log file writes these early records into it first)."""
+    logger = setup_logger(rank, level=level, console=sys.stdout if rank == 0 else sys.stderr)
+    if rank == 0:
+        logger.addHandler(EarlyRecords())
+    return logger
+
+
+def setup_logger(rank: int, log_file: str | Path | None = None, level: int = logging.INFO,
+                 console: Any = None) -> logging.Logger:
+    """Rank 0 logs INFO to the console and ``log_file``; other ranks log warnings and errors, prefixed with
+    their rank. Without a log file (evaluation, prediction) the console is stderr: stdout keeps the results.
 
     Each record is written by one handler call, so lines from different ranks never interleave mid-line.
     """
     logger = logging.getLogger(LOGGER_NAME)
+    early: list[logging.LogRecord] = []
     for handler in list(logger.handlers):
+        if isinstance(handler, EarlyRecords):
+            early = handler.records
         logger.removeHandler(handler)
         handler.close()
     logger.setLevel(level if rank == 0 else logging.WARNING)
     logger.propagate = False
     prefix = "" if rank == 0 else f"[rank {rank}] "
     formatter = logging.Formatter(f"%(asctime)s {prefix}%(levelname)s %(message)s", datefmt="%Y-%m-%d %H:%M:%S")
-    # A run's progress goes to stdout; without a run (evaluation, prediction) stdout is kept for the results.
-    console = logging.StreamHandler(sys.stdout if rank == 0 and log_file is not None else sys.stderr)
-    console.setFormatter(formatter)
-    logger.addHandler(console)
+    if console is None:
+        console = sys.stdout if rank == 0 and log_file is not None else sys.stderr
+    stream = logging.StreamHandler(console)
+    stream.setFormatter(formatter)
+    logger.addHandler(stream)
     if log_file is not None and rank == 0:
         file_handler = logging.FileHandler(log_file, encoding="utf-8")
         file_handler.setFormatter(formatter)
+        for record in early:
+            file_handler.handle(record)
         logger.addHandler(file_handler)
     return logger
 

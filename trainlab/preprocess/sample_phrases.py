@@ -137,8 +137,8 @@ OPEN_CONTEXT = [
     "I've already tried clearing the cache and restarting the server, but the result is the same.",
     "Stepping through it in the debugger shows that {thing} is filled correctly just before the call.",
     "I also searched Stack Overflow and found a similar question, but the accepted answer does not apply.",
-    "I know I could rewrite the whole thing, but this is part of a larger code base that other people "
-    "maintain, so I'd prefer a fix that keeps the current structure and does not change the public methods.",
+    ("I know I could rewrite the whole thing, but this is part of a larger code base that other people "
+    "maintain, so I'd prefer a fix that keeps the current structure and does not change the public methods."),
     "Performance matters here because this runs for every request, and the table has about two million rows.",
 ]
 UPDATES = [
@@ -159,24 +159,24 @@ CLOSED_BODIES = {
         "I'm trying to decide quickly because the team wants an answer this week.",
         "I know this is subjective, but I think a list of good options would help many beginners.",
         "Some people say {name} is dead and {other} is the future. What do you think?",
-        "So far I have looked at three {category}s: one is free but slow, one is fast but expensive, and "
-        "the third one has a nice community but almost no documentation, so I really cannot decide."],
+        ("So far I have looked at three {category}s: one is free but slow, one is fast but expensive, and "
+        "the third one has a nice community but almost no documentation, so I really cannot decide.")],
     "not a real question": [
         "i want to make a site like {site}. how to do it? please give me the code.",
         "I am new in {name}. please help me, its urgent!!!",
         "I have a project about {name} and I don't know anything. Can someone explain everything?",
         "how do i do this", "Please tell me everything I need to know about {name}.",
         "i tried but it dont work. somebody help",
-        "I'm trying to build something like {site} for my school, with users, messages, photos, a chat "
-        "and payments, and I have two weeks. what language should i use and can you send me an example"],
+        ("I'm trying to build something like {site} for my school, with users, messages, photos, a chat "
+        "and payments, and I have two weeks. what language should i use and can you send me an example")],
     "off topic": [
         "I'm a student and I want to buy a computer for programming in {name}.",
         "My budget is around 800 dollars. Do I need an SSD and 8GB of RAM?",
         "A client asked me for a website with a shopping cart and I have no idea what price to ask.",
         "I have been working as a tester for three years and I think about changing my career.",
         "Is it worth it, or should I stay where I am?",
-        "I'm trying to figure out whether employers care more about certificates or about a portfolio "
-        "of small projects, because I only have time in the evenings and want to spend it well."],
+        ("I'm trying to figure out whether employers care more about certificates or about a portfolio "
+        "of small projects, because I only have time in the evenings and want to spend it well.")],
     "too localized": [
         "This is my homework for tomorrow and line {line} gives an error. Please fix it.",
         "Since this morning {site}.com shows a blank page for me. Is it only me?",

@@ -5,6 +5,7 @@ from __future__ import annotations
 import importlib
 import importlib.util
 import sys
+import time
 import traceback
 from collections.abc import Iterable, Iterator, Mapping
 from contextlib import contextmanager
@@ -268,9 +269,13 @@ def _build_and_fit(cfg: Config, settings: TrainerSettings) -> dict[str, float]:
     from .models.skeleton import model_skeleton
 
     seed_everything(settings.seed)
+    started = time.perf_counter()
     with model_skeleton(enabled=builds_skeleton(settings)):
         model = build_model(cfg)
+    loaded = time.perf_counter()
     data = build_datasets(cfg, model)
     if "train" not in data:
         raise ConfigError("DATASET.TRAIN.NAME is empty: name the training dataset (see `trainlab list datasets`)")
-    return build_trainer(cfg, model, settings).fit(data["train"], data.get("val"), data.get("test"))
+    trainer = build_trainer(cfg, model, settings)
+    trainer.timings.update(load=loaded - started, data=time.perf_counter() - loaded)  # the end-of-run timing line
+    return trainer.fit(data["train"], data.get("val"), data.get("test"))

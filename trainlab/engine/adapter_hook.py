@@ -8,6 +8,7 @@ from ..peft.adapter import adapter_state_names, has_adapter, save_adapter
 from ..peft.lora import lora_modules
 from ..registries import HOOKS
 from .hooks import Hook
+from .loop import timed
 
 if TYPE_CHECKING:
     from .base_trainer import BaseTrainer
@@ -42,7 +43,8 @@ class ExportAdapterHook(Hook):
         if trainer.rank != 0:
             return
         target = str(trainer.run_dir / "adapter")
-        save_adapter(model, target, state=state)
+        with timed(trainer, "export"):
+            save_adapter(model, target, state=state)
         trainer.logger.info(
             "saved the adapter to %s (merge it with `trainlab merge-lora %s OUT_DIR`)", target, target
         )

@@ -31,7 +31,7 @@ from .logging import get_logger, setup_logger
 from .run_status import RunStatus
 from .setup import build_hooks, install_interrupt_handlers, make_run_dir, save_run_config, seed_everything
 from .strategies import Strategy, build_strategy, resolve_device
-from .summary import run_summary, summary_table
+from .summary import process_age_s, run_summary, summary_table
 from .trackers import MetricsWriter, flat_params
 
 # The settings of the config a trainer is being built from (see ``building_with``); a trainer written against
@@ -374,7 +374,8 @@ class BaseTrainer(prototype.PrototypeHelpers):
         """A complete checkpoint of the current step (every rank calls it)."""
         meta = {"epoch": self.epoch, "batch_in_epoch": self.batch_in_epoch, "world_size": self.world_size,
                 "strategy": type(self.strategy).__name__, "metrics": dict(self.last_metrics)}
-        return self.checkpointer.save(self.global_step, self.state_dict(), meta)
+        with loop.timed(self, "save"):
+            return self.checkpointer.save(self.global_step, self.state_dict(), meta)
 
     def request_stop(self, signum: int) -> bool:
         """SIGTERM / first Ctrl-C: checkpoint at the next step boundary, then stop; a second Ctrl-C stops at once."""
@@ -414,7 +415,8 @@ class BaseTrainer(prototype.PrototypeHelpers):
 
             plot_run(self.run_dir)  # RUN_DIR/plots/metrics.png; never raises
             if status == "finished":
-                self.logger.info("run finished\n%s", summary_table(summary, time.perf_counter() - self._started))
+                wall = process_age_s() or time.perf_counter() - self._started
+                self.logger.info("run finished\n%s", summary_table(summary, wall))
         if self.metrics_writer is not None:
             self.metrics_writer.close(status)
             self.metrics_writer = None

@@ -10,6 +10,7 @@ import torch
 from ..registries import HOOKS
 from . import distributed
 from .hooks import Hook
+from .loop import timed
 
 if TYPE_CHECKING:
     from .base_trainer import BaseTrainer
@@ -82,8 +83,9 @@ class CheckpointHook(Hook):
         elif best is not None:
             trainer.logger.warning("the model changed after the best checkpoint %s was written (e.g. adapters merged by "
                                    "the trainer): exporting the model as it is now", best.name)
-        target = trainer.strategy.export(trainer.run_dir, trainer.settings.output_filename)
-        distributed.barrier()
+        with timed(trainer, "export"):
+            target = trainer.strategy.export(trainer.run_dir, trainer.settings.output_filename)
+            distributed.barrier()
         trainer.logger.info("saved the final model to %s", target.parent)
 
 

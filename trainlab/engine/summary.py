@@ -49,6 +49,19 @@ def summary_table(summary: Mapping[str, Any], wall_s: float) -> str:
     return "\n".join(f"  {name:<{width}}  {value}" for name, value in rows)
 
 
+def process_age_s() -> float | None:
+    """Seconds since this process started (Linux: /proc), None where unknown: the whole job's wall time so far,
+    imports and start-up included."""
+    import os
+
+    try:
+        fields = Path("/proc/self/stat").read_text(encoding="ascii").rsplit(")", 1)[1].split()
+        uptime = float(Path("/proc/uptime").read_text(encoding="ascii").split()[0])
+        return uptime - int(fields[19]) / os.sysconf("SC_CLK_TCK")
+    except (OSError, ValueError, IndexError):
+        return None
+
+
 def _best(checkpoint_dir: Path) -> dict[str, Any]:
     try:
         best = json.loads((checkpoint_dir / "best.json").read_text(encoding="utf-8"))
@@ -65,4 +78,4 @@ def _duration(seconds: float) -> str:
     return f"{hours}:{minutes:02d}:{secs:02d}" if hours else f"{minutes}:{secs:02d}"
 
 
-__all__ = ["run_summary", "summary_table"]
+__all__ = ["process_age_s", "run_summary", "summary_table"]

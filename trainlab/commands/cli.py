@@ -130,11 +130,15 @@ def cmd_eval(args: argparse.Namespace) -> int:
 
     options = LaunchOptions(args.nproc).resolve()
     _check_output(args.output, args.overwrite)
+    if args.report is not None:
+        from ..reports import check_report_dir
+
+        check_report_dir(args.report, args.overwrite)
     cfg = prepare_config(args.config, _overrides(args), args.imports)
     if options.distributed:  # the user's mistakes surface here, once, before any process starts
         check_evaluation(cfg, args.checkpoint, args.split)
         return launch(options, worker_arguments(args), module="trainlab.commands.evaluate", task="evaluation")
-    report_metrics(evaluate_checkpoint(cfg, args.checkpoint, args.split), args.output)  # under torchrun: rank 0
+    report_metrics(evaluate_checkpoint(cfg, args.checkpoint, args.split, args.report), args.output)  # under torchrun: rank 0
     return 0
 
 
@@ -268,7 +272,10 @@ def build_parser() -> argparse.ArgumentParser:
     evaluate.add_argument("--split", default="test", help="train, val or test (default: test)")
     evaluate.add_argument("--nproc", type=int, default=1, help="processes that each evaluate a shard of the split")
     evaluate.add_argument("--output", help="JSON file to write the metrics to")
-    evaluate.add_argument("--overwrite", action="store_true", help="replace --output if it exists")
+    evaluate.add_argument("--report", metavar="DIR", help="folder to write a classification report to: report.json, "
+                          "report.md, confusion matrix, ROC and precision-recall curves (PNG)")
+    evaluate.add_argument("--overwrite", action="store_true",
+                          help="replace --output if it exists, and the report files in a --report DIR that holds files")
     predict = add("predict", cmd_predict, "class probabilities of a saved model for new rows of a CSV file")
     predict.add_argument(
         "--checkpoint", required=True, help="run directory (its best checkpoint), checkpoint dir or file"

@@ -2,7 +2,8 @@
 
 Run on N processes (``trainlab eval --nproc N``), each process is ``python -m trainlab.commands.evaluate
 CONFIG [overrides] --checkpoint ...``: each evaluates its shard of the split, and rank 0 reports the metrics,
-which are exact over the whole split.
+which are exact over the whole split, and with ``--report DIR`` writes a classification report there
+(:mod:`trainlab.reports`).
 """
 
 from __future__ import annotations
@@ -113,8 +114,9 @@ def check_evaluation(cfg: Config, checkpoint: str, split: str) -> str:
     return section
 
 
-def evaluate_checkpoint(cfg: Config, checkpoint: str, split: str = "test") -> dict[str, float]:
-    """Metrics of the model at ``checkpoint`` on DATASET.<split>, across all processes of this job."""
+def evaluate_checkpoint(cfg: Config, checkpoint: str, split: str = "test", report: str | None = None) -> dict[str, float]:
+    """Metrics of the model at ``checkpoint`` on DATASET.<split>, across all processes of this job; with
+    ``report``, rank 0 writes the classification report of the evaluation into that folder."""
     from ..components import build_datasets
     from ..engine import distributed
     from ..engine.setup import seed_everything
@@ -126,9 +128,23 @@ def evaluate_checkpoint(cfg: Config, checkpoint: str, split: str = "test") -> di
         seed_everything(cfg.TRAINER.SEED)
         trainer = inference_trainer(cfg, checkpoint)
         dataset = build_datasets(cfg, trainer.model, splits=(section,))[section.lower()]
-        return trainer.evaluate_dataset(dataset, prefix=split)
+        metrics = trainer.evaluate_dataset(dataset, prefix=split)
+        if report is not None and distributed.is_main_process():
+            write_evaluation_report(trainer, dataset, report)
+        return metrics
     finally:
         distributed.cleanup()
+
+
+def write_evaluation_report(trainer: Any, dataset: Any, report: str) -> None:
+    """The report of the trainer's last evaluation (of ``dataset``), its classes named as the data or model name them."""
+    from ..reports import find_class_names, is_classification_state, write_report
+
+    state = trainer.last_eval_state
+    names = (find_class_names(state["probabilities"].shape[1], dataset, trainer, trainer.unwrapped_model)
+             if is_classification_state(state) else None)
+    write_report(state, report, names)  # ConfigError for an evaluation that did not classify
+    trainer.logger.info("evaluation report: %s", report)
 
 
 def report_metrics(metrics: dict[str, float], output: str | None = None) -> None:
@@ -150,6 +166,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--checkpoint", required=True)
     parser.add_argument("--split", default="test")
     parser.add_argument("--output")
+    parser.add_argument("--report", metavar="DIR")
+    parser.add_argument("--overwrite", action="store_true")
     parser.add_argument("--import", dest="imports", action="append", default=[], metavar="MODULE")
     parser.add_argument("--debug", action="store_true", help="show tracebacks of user errors")
     return parser.parse_intermixed_args(argv)
@@ -159,20 +177,25 @@ def worker_arguments(args: argparse.Namespace) -> list[str]:
     """The command line of ``parse_args`` for the parsed ``trainlab eval`` options ``args``."""
     arguments = [args.config, *args.overrides, "--checkpoint", args.checkpoint, "--split", args.split]
     arguments += ["--output", args.output] if args.output is not None else []
+    arguments += ["--report", args.report] if args.report is not None else []
+    arguments += ["--overwrite"] if args.overwrite else []
     arguments += [arg for module in args.imports for arg in ("--import", module)]
     return arguments + (["--debug"] if args.debug else [])
 
 
 def main(argv: list[str] | None = None) -> int:
     """One process of a distributed evaluation (started by ``trainlab eval --nproc N``)."""
+    from ..reports import check_report_dir
     from ..validation import prepare_config
     from .train import run_guarded
 
     args = parse_args(argv)
 
     def job() -> None:
+        if args.report is not None:
+            check_report_dir(args.report, args.overwrite)
         cfg = prepare_config(args.config, args.overrides, args.imports)
-        report_metrics(evaluate_checkpoint(cfg, args.checkpoint, args.split), args.output)
+        report_metrics(evaluate_checkpoint(cfg, args.checkpoint, args.split, args.report), args.output)
 
     return run_guarded(job, args.debug)
 

@@ -41,6 +41,9 @@ def fit(trainer: BaseTrainer, train_loader: DataLoader, val_loader: DataLoader |
         if test_loader is not None:
             with timed(trainer, "evaluate"):
                 metrics = evaluate(trainer, test_loader, prefix="test")
+            from ..reports import write_test_report
+
+            write_test_report(trainer)  # classification: RUN_DIR/report (confusion matrix, curves, per class)
             trainer.last_metrics.update(metrics)
             trainer.log_metrics(metrics)
     except BaseException as exc:

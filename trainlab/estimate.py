@@ -181,7 +181,13 @@ def activation_bytes(model: ModelShape, workload: Workload) -> int:
 def read_workload(cfg: Config, settings: Any, model: ModelShape) -> Workload:
     """Batch size, sequence length, dtypes, checkpointing and optimizer of the config."""
     weight_bytes = round(model.param_bytes / max(model.params, 1))
-    dtype_bytes = 2 if settings.precision in ("bf16", "fp16") else weight_bytes
+    import torch
+
+    from .engine.precision import resolve_precision
+
+    device = torch.device("cuda" if torch.cuda.is_available() else "cpu")  # where `trainlab train` would run
+    precision, _ = resolve_precision(settings.precision, device)
+    dtype_bytes = 2 if precision in ("bf16", "fp16") else weight_bytes
     return Workload(settings.batch_size_train, sequence_length(cfg, model.max_positions), dtype_bytes, weight_bytes,
                     bool(_lower_keys(cfg.MODEL).get("gradient_checkpointing", False)),
                     optimizer_states(settings.optimizer_class, settings.optimizer_kwargs))

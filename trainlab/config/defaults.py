@@ -49,8 +49,10 @@ DEFAULTS: dict[str, Any] = {
         "LOSS_KWARGS": {},
         # Seed for Python, NumPy and torch: same config, machine and world size → same losses.
         "SEED": 42,
-        # fp32 | bf16 | fp16 (fp16 uses a gradient scaler and needs CUDA; bf16 autocast also works on CPU).
-        "PRECISION": "fp32",
+        # auto | fp32 | bf16 | fp16. auto: bf16 autocast where the hardware computes bf16 natively (GPUs with bf16,
+        # CPUs with AMX or AVX-512 BF16: measured faster at equal accuracy, docs/performance.md), else fp32; the
+        # run's first line says which. fp16 uses a gradient scaler and needs CUDA.
+        "PRECISION": "auto",
         # Optimizer step every N batches; gradients are not synchronised across processes in between.
         "GRAD_ACCUM_STEPS": 1,
         # Clip the global gradient norm to this value; 0 disables clipping.
@@ -69,7 +71,7 @@ DEFAULTS: dict[str, Any] = {
         "GROUP_BY_LENGTH": True,
         # auto | cpu | cuda: where to train; auto uses CUDA when available.
         "DEVICE": "auto",
-        # How the model is placed and wrapped: auto (ddp on several processes, else single) | single | ddp
+        # How the model is placed and wrapped: auto (ddp on several processes, else single) | single | ddp | fsdp
         # (see `trainlab list strategies`).
         "STRATEGY": "auto",
         # Seconds any process waits in a collective (all-reduce, barrier...) for the others before the run

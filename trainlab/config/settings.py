@@ -23,7 +23,7 @@ NOT_SETTINGS = frozenset({"NAME"})
 TRAINER_DEFAULTS: dict[str, Any] = {k.lower(): v for k, v in DEFAULTS["TRAINER"].items() if k not in NOT_SETTINGS}
 
 CHOICES: dict[str, tuple[str, ...]] = {
-    "precision": ("fp32", "bf16", "fp16"),
+    "precision": ("auto", "fp32", "bf16", "fp16"),
     "monitor_mode": ("min", "max"),
     "nonfinite_loss": ("stop", "skip"),
     "device": ("auto", "cpu", "cuda"),

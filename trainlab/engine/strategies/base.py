@@ -20,6 +20,7 @@ from ...registries import STRATEGIES
 from ...utils.modules import unwrap_model
 from .. import distributed
 from ..checkpoint import MODEL_FILE, SHARDED_DIR, STATE_FILE
+from ..precision import resolve_precision
 
 PRECISIONS = {"fp32": None, "bf16": torch.bfloat16, "fp16": torch.float16}
 
@@ -34,8 +35,9 @@ class Strategy:
     """
 
     def __init__(self, device: torch.device, precision: str = "fp32") -> None:
-        if precision not in PRECISIONS:
-            raise ConfigError(f"TRAINER.PRECISION must be one of {', '.join(PRECISIONS)}, got '{precision}'")
+        if precision not in PRECISIONS and precision != "auto":
+            raise ConfigError(f"TRAINER.PRECISION must be auto or one of {', '.join(PRECISIONS)}, got '{precision}'")
+        precision, self.precision_reason = resolve_precision(precision, device)
         if precision == "fp16" and device.type != "cuda":
             raise ConfigError("TRAINER.PRECISION fp16 needs a CUDA device; use bf16 (works on CPU) or fp32")
         self.device = device

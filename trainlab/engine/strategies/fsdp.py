@@ -49,7 +49,7 @@ class FSDPStrategy(Strategy):
 
         self.autocast_dtype = None  # FSDP casts the gathered parameters itself
         self.mp_policy = (MixedPrecisionPolicy(param_dtype=torch.bfloat16, reduce_dtype=torch.float32)
-                          if precision == "bf16" else MixedPrecisionPolicy())
+                          if self.precision == "bf16" else MixedPrecisionPolicy())
         self.reshard_after_forward = fsdp_reshard_after_forward
         self.cpu_offload = fsdp_cpu_offload
         self.layer_classes = list(fsdp_layer_classes or [])

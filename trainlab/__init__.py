@@ -18,6 +18,8 @@ from .registries import (
     MODELS,
     OPTIMIZERS,
     SCHEDULERS,
+    STRATEGIES,
+    TRACKERS,
     TRAINERS,
 )
 from .registry import Registry, build_from_cfg
@@ -46,6 +48,8 @@ __all__ = [
     "MODELS",
     "OPTIMIZERS",
     "SCHEDULERS",
+    "STRATEGIES",
+    "TRACKERS",
     "TRAINERS",
     "BaseTrainer",
     "Config",

@@ -10,6 +10,7 @@ from .registries import (
     OPTIMIZERS,
     SCHEDULERS,
     STRATEGIES,
+    TRACKERS,
     TRAINERS,
 )
 from .registry import Registry, build_from_cfg
@@ -24,6 +25,7 @@ __all__ = [
     "OPTIMIZERS",
     "SCHEDULERS",
     "STRATEGIES",
+    "TRACKERS",
     "TRAINERS",
     "Registry",
     "build_from_cfg",

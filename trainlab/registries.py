@@ -15,7 +15,7 @@ METRICS = Registry("metrics", locations=["trainlab.metrics"])  # metrics that ac
 HOOKS = Registry("hooks", locations=["trainlab.engine.builtin_hooks", "trainlab.engine.adapter_hook",
                                      "trainlab.engine.generation_hook"])  # loop hooks
 TRACKERS = Registry("trackers", locations=["trainlab.engine.trackers"])  # where metrics go (TRAINER.LOGGERS)
-COLLATORS = Registry("collators", locations=["trainlab.datasets.collators"])  # batch collators (DATASET.*.COLLATOR)
+COLLATORS = Registry("collators", locations=["trainlab.datasets.collators"])  # batch collators (a dataset's collate_fn may use them)
 # how the model is placed, wrapped, stepped and checkpointed (TRAINER.STRATEGY: auto | single | ddp | ...)
 STRATEGIES = Registry("strategies", locations=["trainlab.engine.strategies"])
 

@@ -119,3 +119,29 @@ def test_sigterm_saves_a_checkpoint_then_resume_finishes(blobs, tmp_path):
     resumed, _ = blobs("TRAINER.RESUME", "auto")  # auto finds the newest run of the project
     assert resumed.returncode == 0, resumed.stderr
     assert max(step_losses(run_dir)) == 16
+
+
+def test_resume_with_more_epochs_decays_over_the_new_length_and_does_not_validate_twice(blobs):
+    """1 epoch (8 steps, validated and checkpointed at step 8), then resumed with EPOCHS 2: the schedule decays
+    over 16 steps from where it was (not stuck at 0), and step 8's validation is not run again."""
+    first, run_dir = blobs("TRAINER.EPOCHS", "1")
+    assert first.returncode == 0, first.stderr
+    resumed, _ = blobs("TRAINER.EPOCHS", "2", "TRAINER.RESUME", "auto", "TRAINER.RUN_DIR", str(run_dir))
+    assert resumed.returncode == 0, resumed.stderr
+    assert [e["step"] for e in evaluations(run_dir)] == [8, 16]
+    reference, ref_dir = blobs("TRAINER.EPOCHS", "2", "TRAINER.RUN_DIR", str(run_dir.parent / "reference"))
+    assert reference.returncode == 0, reference.stderr
+    rates = {m["step"]: m["train/lr"] for m in read_metrics(run_dir) if "train/lr" in m and m["step"] > 8}
+    expected = {m["step"]: m["train/lr"] for m in read_metrics(ref_dir) if "train/lr" in m and m["step"] > 8}
+    assert rates == pytest.approx(expected) and min(rates.values()) < max(rates.values()) and rates[9] > 0
+
+
+def test_a_prototype_trainer_evaluates_the_test_split_in_its_own_loop(blobs):
+    """Its model takes the features alone: the test split goes through its run_one_epoch, nothing is saved."""
+    proc, run_dir = blobs("TRAINER.NAME", "PrototypeStyleTrainer", "MODEL.NAME", "FeaturesOnlyMLP",
+                          "TRAINER.LOSS_FN", "CrossEntropyLoss", "TRAINER.MONITOR", "val/loss", "TRAINER.MONITOR_MODE",
+                          "min", "DATASET.TEST", "{NAME: BlobsDataset, SIZE: 10, SEED: 2}")
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    test = [m for m in read_metrics(run_dir) if "test/loss" in m]
+    assert len(test) == 1 and test[0]["test/loss"] > 0
+    assert len(list(run_dir.glob("*_epoch_*.pt"))) == 1  # the best validation epoch's file, no test-time save

@@ -44,6 +44,14 @@ class MLPClassifier(nn.Module):
         return self.net(features)
 
 
+@MODELS.register_module()
+class FeaturesOnlyMLP(MLPClassifier):
+    """A model whose forward takes the features alone, as prototype-era models often did."""
+
+    def forward(self, features: torch.Tensor) -> torch.Tensor:
+        return self.net(features)
+
+
 @TRAINERS.register_module()
 class BlobsTrainer(BaseTrainer):
     """Overrides only what it needs: the metrics to compute."""

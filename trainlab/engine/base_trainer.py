@@ -91,6 +91,8 @@ class BaseTrainer(prototype.PrototypeHelpers):
         self.interrupt_signal: int | None = None
         self.accumulated_loss: torch.Tensor | float = 0.0
         self.last_metrics: dict[str, float] = {}
+        self.validated_step = -1  # the global step of the last validation
+        self.evaluating_test = False  # save_best_model keeps nothing while the test split is evaluated
         self.last_eval_state: dict[str, torch.Tensor] = {}  # the last evaluation's gathered metric state
         self.timings: dict[str, float] = {}  # seconds per phase of this process (train, evaluate, ...)
         self.samples_trained = 0  # samples all ranks trained on in this process's lifetime
@@ -218,6 +220,11 @@ class BaseTrainer(prototype.PrototypeHelpers):
             return loop.evaluate(self, data_loader, prefix="val")
         return loop.train_batches(self, data_loader, epoch)
 
+    def evaluates_in_own_loop(self) -> bool:
+        """Whether this trainer evaluates only in its own ``run_one_epoch`` (a prototype-style trainer without an
+        ``eval_step``): the test split then goes through that loop too."""
+        return self.uses_own_epoch_loop() and type(self).eval_step is BaseTrainer.eval_step
+
     def uses_own_epoch_loop(self) -> bool:
         """Whether this trainer overrides ``run_one_epoch`` (its loop then calls collectives every batch)."""
         return type(self).run_one_epoch is not BaseTrainer.run_one_epoch
@@ -244,6 +251,8 @@ class BaseTrainer(prototype.PrototypeHelpers):
             test_loader = self.prepare_dataloader(test_dataset, batch_size_eval, collate_fn, False) if test_dataset is not None else None
             self.setup_optimization(math.ceil(len(train_loader) / self.settings.grad_accum_steps))
             self.restore()
+            if self.rank == 0:  # after a resume succeeded: a failed one leaves the run's files as they were
+                self.run_status = RunStatus(self.run_dir, world_size)
             result = loop.fit(self, train_loader, val_loader, test_loader)
             status = "finished"
             return result
@@ -287,7 +296,6 @@ class BaseTrainer(prototype.PrototypeHelpers):
             self.loss_fn = self.build_loss()
             return
         if rank == 0:
-            self.run_status = RunStatus(run_dir, world_size)
             params = flat_params(self.config) if self.config is not None else {}
             self.metrics_writer = MetricsWriter(run_dir, settings.loggers, settings.project_name, params)
         self.checkpointer = Checkpointer(self.strategy, run_dir / "checkpoints", settings.keep_last)
@@ -296,7 +304,8 @@ class BaseTrainer(prototype.PrototypeHelpers):
         trainable = sum(p.numel() for p in self.unwrapped_model.parameters() if p.requires_grad)
         total = sum(p.numel() for p in self.unwrapped_model.parameters())
         logger.info("run directory %s | %d process(es) on %s | %s | %s | trainable parameters %s / %s (%.2f%%)",
-                    run_dir, world_size, device, type(self.strategy).__name__, settings.precision, f"{trainable:,}",
+                    run_dir, world_size, device, type(self.strategy).__name__,
+                    f"{self.strategy.precision} ({self.strategy.precision_reason})", f"{trainable:,}",
                     f"{total:,}", 100.0 * trainable / max(total, 1))
 
     def setup_optimization(self, steps_per_epoch: int) -> None:
@@ -357,12 +366,15 @@ class BaseTrainer(prototype.PrototypeHelpers):
             "epoch_position": {"samples": self.epoch_samples_before + self.batch_in_epoch * self.settings.batch_size_train
                                * self.world_size, "world_size": self.world_size, "batch_size": self.settings.batch_size_train},
             "rng": distributed.all_gather_objects(rng_state()),
+            "validated_step": self.validated_step, "last_metrics": dict(self.last_metrics),
         }
 
     def load_state_dict(self, state: Mapping[str, Any]) -> None:
         if self.schedule is not None and state.get("scheduler") is not None:
-            self.schedule.scheduler.load_state_dict(state["scheduler"])
+            self.schedule.load_state_dict(state["scheduler"])
         self.global_step, self.epoch = state["global_step"], state["epoch"]
+        self.validated_step = state.get("validated_step", -1)  # a checkpoint written by that validation: not twice
+        self.last_metrics.update(state.get("last_metrics", {}))
         saved = state.get("epoch_position") or {"samples": state["batch_in_epoch"] * self.settings.batch_size_train
                                                  * self.world_size, "world_size": self.world_size,
                                                  "batch_size": self.settings.batch_size_train}

@@ -40,7 +40,7 @@ def fit(trainer: BaseTrainer, train_loader: DataLoader, val_loader: DataLoader |
         call_hooks(trainer.hooks, "after_train", trainer)
         if test_loader is not None:
             with timed(trainer, "evaluate"):
-                metrics = evaluate(trainer, test_loader, prefix="test")
+                metrics = test(trainer, test_loader)
             from ..reports import write_test_report
 
             write_test_report(trainer)  # classification: RUN_DIR/report (confusion matrix, curves, per class)
@@ -70,7 +70,10 @@ def run_epoch(trainer: BaseTrainer, train_loader: DataLoader, val_loader: DataLo
     last_epoch = trainer.should_stop or epoch == settings.epochs  # MAX_STEPS may end the run mid-epoch
     every = settings.eval_every_epochs
     if val_loader is not None and every and (epoch % every == 0 or last_epoch):
-        metrics.update(validate(trainer, val_loader, epoch))
+        if trainer.validated_step == trainer.global_step:  # resumed from the checkpoint this validation wrote
+            metrics.update({k: v for k, v in trainer.last_metrics.items() if k.startswith("val/")})
+        else:
+            metrics.update(validate(trainer, val_loader, epoch))
     trainer.batch_in_epoch = trainer.epoch_samples_before = 0
     trainer.epoch = epoch
     if trainer.schedule is not None:
@@ -89,6 +92,7 @@ def validate(trainer: BaseTrainer, val_loader: DataLoader, epoch: int) -> dict[s
     if reported is not None:
         metrics.setdefault("val/loss", float(reported))
     trainer.last_metrics.update(metrics)
+    trainer.validated_step = trainer.global_step
     trainer.log_metrics(metrics)
     call_hooks(trainer.hooks, "after_evaluate", trainer, metrics)
     return metrics
@@ -97,13 +101,16 @@ def validate(trainer: BaseTrainer, val_loader: DataLoader, epoch: int) -> dict[s
 @contextlib.contextmanager
 def timed(trainer: BaseTrainer, phase: str) -> Iterator[None]:
     """Add the block's wall time to ``trainer.timings[phase]`` (the end-of-run timing line)."""
-    start = time.perf_counter()
-    trainer.phase_started[phase] = start
+    timings, running = getattr(trainer, "timings", None), getattr(trainer, "phase_started", None)
+    if timings is None or running is None:  # not a BaseTrainer (a hook called on its own)
+        yield
+        return
+    start = running[phase] = time.perf_counter()
     try:
         yield
     finally:
-        trainer.timings[phase] = trainer.timings.get(phase, 0.0) + time.perf_counter() - start
-        trainer.phase_started.pop(phase, None)
+        timings[phase] = timings.get(phase, 0.0) + time.perf_counter() - start
+        running.pop(phase, None)
 
 
 def eta_seconds(trainer: BaseTrainer) -> float | None:
@@ -121,6 +128,25 @@ def format_eta(seconds: float | None) -> str:
     minutes, secs = divmod(int(seconds), 60)
     hours, minutes = divmod(minutes, 60)
     return f"{hours}:{minutes:02d}:{secs:02d}" if hours else f"{minutes}:{secs:02d}"
+
+
+def test(trainer: BaseTrainer, test_loader: DataLoader) -> dict[str, float]:
+    """The test split's metrics, evaluated as the trainer evaluates: ``evaluate`` (its eval_step), or for a
+    prototype-style trainer that evaluates only in its own ``run_one_epoch``, that loop (nothing saved)."""
+    if not trainer.evaluates_in_own_loop():
+        return evaluate(trainer, test_loader, prefix="test")
+    trainer.evaluating_test = True
+    try:
+        settings = trainer.settings
+        result = trainer.run_one_epoch(settings.epochs, settings.epochs, test_loader, trainer.rank, trainer.device, train=False)
+    finally:
+        trainer.evaluating_test = False
+    metrics = epoch_metrics(result, "test")
+    reported = distributed.broadcast_object(trainer.reported_val_loss)
+    trainer.reported_val_loss = None
+    if reported is not None:
+        metrics.setdefault("test/loss", float(reported))
+    return metrics
 
 
 def epoch_metrics(result: Any, split: str) -> dict[str, float]:
@@ -267,4 +293,4 @@ def evaluate(trainer: BaseTrainer, data_loader: DataLoader, prefix: str) -> dict
     return result
 
 
-__all__ = ["LogWindow", "epoch_metrics", "evaluate", "fit", "loss_is_finite", "run_epoch", "train_batches", "train_on_batch", "validate"]
+__all__ = ["LogWindow", "epoch_metrics", "evaluate", "fit", "loss_is_finite", "run_epoch", "test", "train_batches", "train_on_batch", "validate"]

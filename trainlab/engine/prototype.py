@@ -137,10 +137,12 @@ class PrototypeHelpers:
         previous best, and keeps ``file_path``, ``epoch_best_model`` and ``eval_loss``; the engine then marks the
         step's checkpoint best by this loss (MONITOR val/loss).
         """
-        if train or not self.settings.save:
+        if train:
             return False
         loss = float(avg_loss_epoch)
         self.reported_val_loss = loss
+        if not self.settings.save or self.evaluating_test:
+            return False
         if not loss < self.eval_loss:
             return False
         path = best_weights_file(self.run_dir, self.settings.output_filename, epoch)

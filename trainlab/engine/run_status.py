@@ -16,6 +16,8 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
+from .summary import process_age_s
+
 STATUS_FILE = "status.json"
 HEARTBEAT_S = 30.0  # the heartbeat thread rewrites status.json this often while the run lives
 
@@ -27,8 +29,9 @@ class RunStatus:
         self.path = Path(run_dir) / STATUS_FILE
         previous = read_status(Path(run_dir)) or {}
         now = time.time()
+        started = now - (process_age_s() or 0.0)  # the job's start: imports and set-up count in its duration
         self.state: dict[str, Any] = {
-            "status": "running", "started": previous.get("started", now), "resumed": now if previous else None,
+            "status": "running", "started": previous.get("started", started), "resumed": started if previous else None,
             "updated": now, "finished": None, "pid": os.getpid(), "host": socket.gethostname(),
             "world_size": world_size, "global_step": previous.get("global_step", 0), "epoch": previous.get("epoch", 0),
             "heartbeat_s": heartbeat_s, "summary": None, "error": None,
@@ -49,6 +52,7 @@ class RunStatus:
         self._stop.set()
         with self._lock:
             self.state.update(status=status, finished=time.time(), summary=dict(summary or {}) or None, error=error)
+            self.state.update({key: summary[key] for key in ("global_step", "epoch") if summary and key in summary})
         self._write()
 
     def _beat(self, every: float) -> None:

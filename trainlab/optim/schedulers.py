@@ -49,6 +49,28 @@ class ScheduledLR:
         elif boundary == self.interval:
             self.scheduler.step()
 
+    def load_state_dict(self, state: Mapping[str, Any]) -> None:
+        """Continue a saved schedule at its step, shaped by THIS run's length: a resumed run given more epochs
+        (or another global batch) decays over its new length instead of keeping the old one (and sitting at 0).
+
+        Kept from the current construction: the run-length arguments and the warm-up multipliers' settings;
+        restored: the step count and everything else. The current learning rate is recomputed where the schedule
+        is a multiplier of the base rate (LambdaLR and the warm-up schedules).
+        """
+        scheduler = self.scheduler
+        lengths = {name: value for name, value in vars(scheduler).items() if name in RUN_LENGTH_ARGUMENTS}
+        multipliers = [dict(vars(fn)) if hasattr(fn, "__dict__") else None for fn in getattr(scheduler, "lr_lambdas", [])]
+        scheduler.load_state_dict(dict(state))
+        vars(scheduler).update(lengths)
+        for fn, settings in zip(getattr(scheduler, "lr_lambdas", []), multipliers):
+            if settings is not None:
+                vars(fn).update(settings)
+        if isinstance(scheduler, lr_scheduler.LambdaLR):
+            rates = [base * fn(scheduler.last_epoch) for base, fn in zip(scheduler.base_lrs, scheduler.lr_lambdas)]
+            for group, rate in zip(scheduler.optimizer.param_groups, rates):
+                group["lr"] = rate
+            scheduler._last_lr = rates
+
     def step(self, metric: float | None = None) -> None:
         """Advance the schedule once; a monitoring scheduler needs the monitored metric's value."""
         if not self.monitor:

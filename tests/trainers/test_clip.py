@@ -136,7 +136,7 @@ def test_dataset_errors_name_the_culprit_and_the_expected_layout(ucf101, tmp_pat
 def test_logits_are_scaled_cosine_similarities_with_every_class_prompt(ucf101, tiny_clip):
     model = TransformersModelWrapper(str(tiny_clip), task="clip").eval()
     test = UCF101Dataset(ucf101, split="test", processor=model.processor)
-    trainer = PEFTCLIPTrainer(model, batch_size_eval=3, device="cpu")
+    trainer = PEFTCLIPTrainer(model, batch_size_eval=3, device="cpu", precision="fp32")
     metrics = trainer.evaluate_dataset(test, prefix="test")  # takes the class names from the dataset
     assert trainer.prompts == [f"a photo of {name}." for name in READABLE]
 
@@ -226,7 +226,7 @@ def test_chinese_clip_on_two_processes_matches_one_process(ucf101, tiny_chinese_
     )
 
     model = TransformersModelWrapper(str(tiny_chinese_clip), task="clip", peft=CHINESE_LORA)
-    trainer = PEFTCLIPTrainer(model, prompt_template=CHINESE_PROMPT, batch_size_eval=2, device="cpu")
+    trainer = PEFTCLIPTrainer(model, prompt_template=CHINESE_PROMPT, batch_size_eval=2, device="cpu", precision="fp32")
     for split in ("val", "test"):
         [logged] = [m for m in metrics if f"{split}/accuracy" in m]
         single = trainer.evaluate_dataset(

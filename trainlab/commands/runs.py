@@ -13,6 +13,7 @@ from typing import Any
 from ..config.defaults import DEFAULTS
 from ..errors import ConfigError
 from ..runs import RunInfo, find_runs, metric_mode, metric_value, read_config
+from ..utils.durations import format_duration
 
 SHOWN_KEYS = 4  # differing config keys shown per run without --all-keys
 VALUE_WIDTH = 40  # longer config values are cut
@@ -85,7 +86,7 @@ def runs_table(runs: Sequence[RunInfo], *, all_keys: bool = False, ranking: str 
 
 def _row(run: RunInfo, all_keys: bool, known: set[str]) -> list[str]:
     return [run.project, shown_path(run.run_dir), run.status, _number(run.steps), _number(run.epochs),
-            _best_cell(run), _test_cell(run), _duration(run.duration_s), _number(run.samples_per_s),
+            _best_cell(run), _test_cell(run), format_duration(run.duration_s), _number(run.samples_per_s),
             _config_cell(run.differences, all_keys, known)]
 
 
@@ -141,14 +142,6 @@ def _number(value: Any) -> str:
     if isinstance(value, float):
         return f"{value:.0f}" if abs(value) >= 1000 else f"{value:.4g}"
     return str(value)
-
-
-def _duration(seconds: float | None) -> str:
-    if seconds is None:
-        return ""
-    minutes, secs = divmod(round(seconds), 60)
-    hours, minutes = divmod(minutes, 60)
-    return f"{hours}:{minutes:02d}:{secs:02d}" if hours else f"{minutes}:{secs:02d}"
 
 
 def _ranked(run: RunInfo, ranking: tuple[str, str] | None, values: Mapping[Path, float | None]) -> dict[str, Any]:

@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Any
 import torch
 from torch.utils.data import DataLoader
 
+from ..utils.durations import format_duration
 from . import distributed
 from .data import batch_size_of, move_to_device
 from .hooks import call_hooks
@@ -122,14 +123,6 @@ def eta_seconds(trainer: BaseTrainer) -> float | None:
     return spent / done * max(trainer.total_steps - trainer.global_step, 0)
 
 
-def format_eta(seconds: float | None) -> str:
-    if seconds is None:
-        return "?"
-    minutes, secs = divmod(int(seconds), 60)
-    hours, minutes = divmod(minutes, 60)
-    return f"{hours}:{minutes:02d}:{secs:02d}" if hours else f"{minutes}:{secs:02d}"
-
-
 def test(trainer: BaseTrainer, test_loader: DataLoader) -> dict[str, float]:
     """The test split's metrics, evaluated as the trainer evaluates: ``evaluate`` (its eval_step), or for a
     prototype-style trainer that evaluates only in its own ``run_one_epoch``, that loop (nothing saved)."""
@@ -210,7 +203,7 @@ def train_batches(trainer: BaseTrainer, data_loader: DataLoader, epoch: int) -> 
         if trainer.global_step % settings.log_every_steps == 0 or trainer.batch_in_epoch == batches_in_epoch:
             logged = window.metrics(trainer)
             bar.report({"loss": logged["train/loss"], "lr": logged["train/lr"], "samples/s": logged["train/samples_per_s"],
-                        "eta": format_eta(eta_seconds(trainer))})
+                        "eta": format_duration(eta_seconds(trainer), missing="?")})
             if trainer.run_status is not None:
                 trainer.run_status.update(global_step=trainer.global_step, epoch=trainer.epoch)
             trainer.log_metrics(logged)

@@ -7,6 +7,8 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
+from ..utils.durations import format_duration
+
 
 def run_summary(run_dir: Path, settings: Any, metrics: Mapping[str, Any], timings: Mapping[str, float],
                 samples_trained: int, global_step: int, epoch: int) -> dict[str, Any]:
@@ -38,7 +40,7 @@ def summary_table(summary: Mapping[str, Any], wall_s: float) -> str:
             rows.append((name, f"{value:.4g}"))
     timings = summary.get("timings_s", {})
     phases = "  ".join(f"{name} {seconds:.1f}s" for name, seconds in timings.items() if seconds)
-    rows.append(("time", f"{_duration(wall_s)}" + (f"  ({phases})" if phases else "")))
+    rows.append(("time", f"{format_duration(wall_s)}" + (f"  ({phases})" if phases else "")))
     if summary.get("samples_per_s"):
         rows.append(("throughput", f"{summary['samples_per_s']:.1f} samples/s"))
     if summary.get("best_checkpoint"):
@@ -70,12 +72,6 @@ def _best(checkpoint_dir: Path) -> dict[str, Any]:
     name = str(best.get("checkpoint", ""))
     step = int(name.split("-")[-1]) if name.split("-")[-1].isdigit() else None
     return {"value": best.get("value"), "step": step, "path": str(checkpoint_dir / name)}
-
-
-def _duration(seconds: float) -> str:
-    minutes, secs = divmod(round(seconds), 60)
-    hours, minutes = divmod(minutes, 60)
-    return f"{hours}:{minutes:02d}:{secs:02d}" if hours else f"{minutes}:{secs:02d}"
 
 
 __all__ = ["process_age_s", "run_summary", "summary_table"]

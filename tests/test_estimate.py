@@ -131,10 +131,11 @@ def test_fsdp_estimate_matches_the_local_shards_of_two_gloo_processes(tiny_llama
 
 
 def test_activations_follow_precision_checkpointing_and_batch(tiny_llama):
-    base = plan_memory(load(tiny_llama), world_size=1).estimates["single"]
+    fp32 = ("TRAINER.PRECISION", "fp32")
+    base = plan_memory(load(tiny_llama, *fp32), world_size=1).estimates["single"]
     bf16 = plan_memory(load(tiny_llama, "TRAINER.PRECISION", "bf16"), world_size=1).estimates["single"]
-    checkpointed = plan_memory(load(tiny_llama, "MODEL.GRADIENT_CHECKPOINTING", "true"), 1).estimates["single"]
-    doubled = plan_memory(load(tiny_llama, "TRAINER.BATCH_SIZE_TRAIN", "16"), world_size=1).estimates["single"]
+    checkpointed = plan_memory(load(tiny_llama, *fp32, "MODEL.GRADIENT_CHECKPOINTING", "true"), 1).estimates["single"]
+    doubled = plan_memory(load(tiny_llama, *fp32, "TRAINER.BATCH_SIZE_TRAIN", "16"), world_size=1).estimates["single"]
     assert bf16.activations < base.activations and checkpointed.activations < base.activations
     assert doubled.activations == 2 * base.activations
     weights_bf16 = plan_memory(load(tiny_llama, "MODEL.PEFT", "null", "MODEL.TORCH_DTYPE", "bfloat16"), 1)

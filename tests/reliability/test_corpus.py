@@ -45,7 +45,7 @@ def cfg(*overrides: str, command: str = "config") -> tuple[str, ...]:
 
 CASES = [
     # --- YAML: syntax and structure -------------------------------------------------------------------------------
-    Case("yaml-duplicate-section", "yaml", ("config", "c.yaml"), ("c.yaml", "line 18", "TRAINER"),
+    Case("yaml-duplicate-section", "yaml", ("config", "c.yaml"), ("c.yaml", f"line {BLOBS.count(chr(10)) + 1}", "TRAINER"),
          {"c.yaml": BLOBS + "TRAINER:\n  EPOCHS: 3\n"}),
     Case("yaml-duplicate-key", "yaml", ("config", "c.yaml"), ("c.yaml", "EPOCHS", "line 8"),
          {"c.yaml": BLOBS.replace("EPOCHS: 2", "EPOCHS: 2\n  EPOCHS: 4")}),

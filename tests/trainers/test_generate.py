@@ -25,7 +25,7 @@ CONVERSATION = [{"role": "system", "content": "answer briefly"}, {"role": "user"
 
 # Two processes shard the tiny Llama with FSDP and decode the same prompts together; each writes what it got.
 SHARDED_SCRIPT = """
-import json, sys
+import gc, json, sys
 import torch
 from trainlab.engine import distributed
 from trainlab.engine.strategies.fsdp import FSDPStrategy
@@ -39,6 +39,9 @@ strategy.setup(TransformersModelWrapper(llama, task="causal-lm"))
 tokens = generate_greedy(strategy.module, prompts, 6, eos, synced=True, device=torch.device("cpu"))
 with open(f"{out}/rank{distributed.get_rank()}.json", "w") as file:
     json.dump(tokens, file)
+del strategy  # sharded tensors die while the group lives: a gloo thread holding one at exit aborts the process
+gc.collect()
+distributed.barrier()
 distributed.cleanup()
 """
 

@@ -27,7 +27,7 @@ TOLERANCE = 0.25
 # Writes what each rank of a real FSDP2 run (every decoder layer, then the root; gloo) holds after one AdamW step
 # to rank<N>.json (a file each: the ranks' prints could interleave).
 SHARD_SCRIPT = """
-import json, pathlib, sys
+import gc, json, pathlib, sys
 import torch, torch.distributed as dist, transformers
 from torch.distributed.device_mesh import init_device_mesh
 from torch.distributed.fsdp import fully_shard
@@ -47,6 +47,9 @@ local = [t.to_local() if hasattr(t, "to_local") else t for t in
           *(v for s in optimizer.state.values() for v in s.values() if torch.is_tensor(v) and v.dim() > 0)]]
 out = pathlib.Path(sys.argv[2]) / f"rank{dist.get_rank()}.json"
 out.write_text(json.dumps({"bytes": sum(t.numel() * t.element_size() for t in local)}))
+del model, optimizer, local  # sharded tensors die while the group lives (a gloo thread holding one aborts the exit)
+gc.collect()
+dist.barrier()
 dist.destroy_process_group()
 """
 

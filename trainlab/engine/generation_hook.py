@@ -11,7 +11,6 @@ from ..generation import generate_greedy
 from ..registries import HOOKS
 from . import distributed
 from .hooks import Hook
-from .strategies.fsdp import FSDPStrategy
 
 if TYPE_CHECKING:
     from .base_trainer import BaseTrainer
@@ -44,7 +43,7 @@ class GenerationHook(Hook):
             return
         examples = dataset.generation_examples(self.samples)
         tokenizer = getattr(dataset, "tokenizer", None) or trainer.unwrapped_model.tokenizer
-        sharded = isinstance(trainer.strategy, FSDPStrategy)
+        sharded = trainer.strategy.shards_parameters
         if sharded or trainer.rank == 0:
             with trainer.strategy.autocast():
                 generated = generate_greedy(trainer.unwrapped_model, [e["prompt_ids"] for e in examples],

@@ -85,17 +85,23 @@ def run_epoch(trainer: BaseTrainer, train_loader: DataLoader, val_loader: DataLo
 def validate(trainer: BaseTrainer, val_loader: DataLoader, epoch: int) -> dict[str, float]:
     """Run the evaluation epoch and hand complete metrics (the same on every rank) to the hooks."""
     with timed(trainer, "evaluate"):
-        result = trainer.run_one_epoch(epoch, trainer.settings.epochs, val_loader, trainer.rank, trainer.device, train=False)
-    metrics = epoch_metrics(result, "val")
-    # A prototype-style epoch reports its loss only through save_best_model, on rank 0: share it with all.
-    reported = distributed.broadcast_object(trainer.reported_val_loss)
-    trainer.reported_val_loss = None
-    if reported is not None:
-        metrics.setdefault("val/loss", float(reported))
+        metrics = evaluation_epoch(trainer, val_loader, epoch, "val")
     trainer.last_metrics.update(metrics)
     trainer.validated_step = trainer.global_step
     trainer.log_metrics(metrics)
     call_hooks(trainer.hooks, "after_evaluate", trainer, metrics)
+    return metrics
+
+
+def evaluation_epoch(trainer: BaseTrainer, loader: DataLoader, epoch: int, split: str) -> dict[str, float]:
+    """``run_one_epoch(train=False)`` as ``split`` metrics; a loss a prototype-style epoch reported only through
+    save_best_model (maybe on rank 0 alone) is shared with every rank as ``<split>/loss``."""
+    result = trainer.run_one_epoch(epoch, trainer.settings.epochs, loader, trainer.rank, trainer.device, train=False)
+    metrics = epoch_metrics(result, split)
+    reported = distributed.broadcast_object(trainer.reported_val_loss)
+    trainer.reported_val_loss = None
+    if reported is not None:
+        metrics.setdefault(f"{split}/loss", float(reported))
     return metrics
 
 
@@ -130,16 +136,9 @@ def test(trainer: BaseTrainer, test_loader: DataLoader) -> dict[str, float]:
         return evaluate(trainer, test_loader, prefix="test")
     trainer.evaluating_test = True
     try:
-        settings = trainer.settings
-        result = trainer.run_one_epoch(settings.epochs, settings.epochs, test_loader, trainer.rank, trainer.device, train=False)
+        return evaluation_epoch(trainer, test_loader, trainer.settings.epochs, "test")
     finally:
         trainer.evaluating_test = False
-    metrics = epoch_metrics(result, "test")
-    reported = distributed.broadcast_object(trainer.reported_val_loss)
-    trainer.reported_val_loss = None
-    if reported is not None:
-        metrics.setdefault("test/loss", float(reported))
-    return metrics
 
 
 def epoch_metrics(result: Any, split: str) -> dict[str, float]:

@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import math
 import os
+import time
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -160,8 +161,6 @@ def json_number(value: Any) -> Any:
 
 
 def _now_ms() -> int:
-    import time
-
     return int(time.time() * 1000)
 
 

@@ -34,6 +34,8 @@ class Strategy:
     ``module`` the user's model inside any wrapper.
     """
 
+    shards_parameters = False  # True where a forward pass needs every rank (generation then runs in lockstep)
+
     def __init__(self, device: torch.device, precision: str = "fp32") -> None:
         if precision not in PRECISIONS and precision != "auto":
             raise ConfigError(f"TRAINER.PRECISION must be auto or one of {', '.join(PRECISIONS)}, got '{precision}'")

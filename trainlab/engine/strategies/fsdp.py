@@ -39,6 +39,7 @@ class FSDPStrategy(Strategy):
 
     loads_from_rank0 = True  # ranks other than 0 build a weightless skeleton (trainlab.models.skeleton)
     needs_process_group = True  # the device mesh is one, even for a single process
+    shards_parameters = True  # each forward gathers every rank's shards: all ranks run it together
 
     def __init__(self, device: torch.device, precision: str = "fp32", fsdp_reshard_after_forward: bool = True,
                  fsdp_cpu_offload: bool = False, fsdp_layer_classes: list[str] | None = None) -> None:

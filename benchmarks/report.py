@@ -17,6 +17,7 @@ GOALS = (
     ("trainlab vs prototype_style", "trainlab_full", "prototype_style", "samples_per_s", 5.0, "min"),
     ("bf16 (auto) vs fp32", "trainlab_full", "trainlab_fp32", "samples_per_s", None, "min"),
     ("compile vs eager", "trainlab_compile", "trainlab_full", "samples_per_s", None, "min"),
+    ("fast dropout (auto) vs torch's", "trainlab_full", "trainlab_native_dropout", "samples_per_s", None, "min"),
     ("HF bf16 vs fp32 (group_by_length)", "hf_gbl_bf16", "hf_group_by_length", "samples_per_s", None, "min"),
     ("LoRA peak RSS vs full (MiniLM)", "trainlab_lora", "trainlab_full", "peak_rss_mb", None, "max"),
     ("2-process DDP vs 1 process", "trainlab_full_ddp2", "trainlab_full", "samples_per_s", None, "min"),
@@ -81,7 +82,7 @@ def summarize(runs: Sequence[Mapping[str, Any]]) -> dict[str, dict[str, float]]:
 def add_best(summary: dict[str, dict[str, float]]) -> dict[str, dict[str, float]]:
     """``trainlab_best`` / ``hf_best``: a copy of each side's single-process full fine-tuning mode with the highest
     samples/s (named in ``of``), so goals compare the best settings of each side."""
-    sides = {"trainlab_best": ("trainlab_full", "trainlab_fp32", "trainlab_compile"),
+    sides = {"trainlab_best": ("trainlab_full", "trainlab_fp32", "trainlab_compile", "trainlab_native_dropout"),
              "hf_best": ("hf_default", "hf_group_by_length", "hf_gbl_bf16", "hf_gbl_bf16_compile")}
     for best, modes in sides.items():
         ran = [mode for mode in modes if mode in summary]

@@ -24,6 +24,7 @@ TRAINER_DEFAULTS: dict[str, Any] = {k.lower(): v for k, v in DEFAULTS["TRAINER"]
 
 CHOICES: dict[str, tuple[str, ...]] = {
     "precision": ("auto", "fp32", "bf16", "fp16"),
+    "dropout_kernel": ("auto", "fast", "native"),
     "monitor_mode": ("min", "max"),
     "nonfinite_loss": ("stop", "skip"),
     "device": ("auto", "cpu", "cuda"),

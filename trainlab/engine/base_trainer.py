@@ -303,9 +303,10 @@ class BaseTrainer(prototype.PrototypeHelpers):
         install_interrupt_handlers(self.request_stop)
         trainable = sum(p.numel() for p in self.unwrapped_model.parameters() if p.requires_grad)
         total = sum(p.numel() for p in self.unwrapped_model.parameters())
-        logger.info("run directory %s | %d process(es) on %s | %s | %s | trainable parameters %s / %s (%.2f%%)",
+        kernel, kernel_reason = self.strategy.dropout_kernel
+        logger.info("run directory %s | %d process(es) on %s | %s | %s | dropout %s | trainable parameters %s / %s (%.2f%%)",
                     run_dir, world_size, device, type(self.strategy).__name__,
-                    f"{self.strategy.precision} ({self.strategy.precision_reason})", f"{trainable:,}",
+                    f"{self.strategy.precision} ({self.strategy.precision_reason})", f"{kernel} ({kernel_reason})", f"{trainable:,}",
                     f"{total:,}", 100.0 * trainable / max(total, 1))
 
     def setup_optimization(self, steps_per_epoch: int) -> None:

@@ -65,7 +65,7 @@ def run_epoch(trainer: BaseTrainer, train_loader: DataLoader, val_loader: DataLo
         trainer.batch_in_epoch = batch_sampler.resume(position)
         trainer.epoch_samples_before = position.samples - trainer.batch_in_epoch * settings.batch_size_train * trainer.world_size
     call_hooks(trainer.hooks, "before_epoch", trainer, trainer.epoch)
-    with timed(trainer, "train"):
+    with timed(trainer, "train"), trainer.strategy.training_kernels():
         result = trainer.run_one_epoch(epoch, settings.epochs, train_loader, trainer.rank, trainer.device, train=True)
     metrics = epoch_metrics(result, "train")
     last_epoch = trainer.should_stop or epoch == settings.epochs  # MAX_STEPS may end the run mid-epoch

@@ -20,6 +20,7 @@ from ...registries import STRATEGIES
 from ...utils.modules import unwrap_model
 from .. import distributed
 from ..checkpoint import MODEL_FILE, SHARDED_DIR, STATE_FILE
+from ..dropout_kernels import dropout_kernels, is_compiled, resolve_dropout_kernel
 from ..precision import resolve_precision
 
 PRECISIONS = {"fp32": None, "bf16": torch.bfloat16, "fp16": torch.float16}
@@ -36,7 +37,7 @@ class Strategy:
 
     shards_parameters = False  # True where a forward pass needs every rank (generation then runs in lockstep)
 
-    def __init__(self, device: torch.device, precision: str = "fp32") -> None:
+    def __init__(self, device: torch.device, precision: str = "fp32", dropout_kernel: str = "auto") -> None:
         if precision not in PRECISIONS and precision != "auto":
             raise ConfigError(f"TRAINER.PRECISION must be auto or one of {', '.join(PRECISIONS)}, got '{precision}'")
         precision, self.precision_reason = resolve_precision(precision, device)
@@ -47,6 +48,7 @@ class Strategy:
         self.autocast_dtype = PRECISIONS[precision]
         # fp16 gradients underflow without loss scaling; bf16 has fp32's range and needs none.
         self.scaler = torch.amp.GradScaler("cuda") if precision == "fp16" else None
+        self.requested_dropout_kernel = dropout_kernel
         self.model: nn.Module | None = None
         self.optimizer: torch.optim.Optimizer | None = None
 
@@ -76,6 +78,16 @@ class Strategy:
         return self.optimizer
 
     # ------------------------------------------------------------------ one step
+    @property
+    def dropout_kernel(self) -> tuple[str, str]:
+        """The dropout kernel training uses (TRAINER.DROPOUT_KERNEL resolved for this device and model) and why."""
+        compiled = self.model is not None and is_compiled(self.model)
+        return resolve_dropout_kernel(self.requested_dropout_kernel, self.device, compiled)
+
+    def training_kernels(self) -> contextlib.AbstractContextManager:
+        """The context a training epoch runs in: the dropout kernel of ``dropout_kernel``."""
+        return dropout_kernels(self.dropout_kernel[0])
+
     def autocast(self) -> contextlib.AbstractContextManager:
         if self.autocast_dtype is None:
             return contextlib.nullcontext()

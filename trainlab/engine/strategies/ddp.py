@@ -17,13 +17,14 @@ from .base import Strategy
 class DDPStrategy(Strategy):
     """DDP over the process group (gloo on CPU, nccl on CUDA); rank 0 writes checkpoints (replicas are equal)."""
 
-    def __init__(self, device: torch.device, precision: str = "fp32", find_unused_parameters: bool = False) -> None:
+    def __init__(self, device: torch.device, precision: str = "fp32", find_unused_parameters: bool = False,
+                 dropout_kernel: str = "auto") -> None:
         from .. import distributed
 
         if not distributed.is_distributed():
             raise ConfigError("TRAINER.STRATEGY ddp needs several processes: start them with --nproc N (or --gpus), "
                               "or use STRATEGY auto / single for one process")
-        super().__init__(device, precision)
+        super().__init__(device, precision, dropout_kernel)
         self.find_unused_parameters = find_unused_parameters
 
     def wrap(self, model: nn.Module) -> nn.Module:

@@ -42,10 +42,11 @@ class FSDPStrategy(Strategy):
     shards_parameters = True  # each forward gathers every rank's shards: all ranks run it together
 
     def __init__(self, device: torch.device, precision: str = "fp32", fsdp_reshard_after_forward: bool = True,
-                 fsdp_cpu_offload: bool = False, fsdp_layer_classes: list[str] | None = None) -> None:
+                 fsdp_cpu_offload: bool = False, fsdp_layer_classes: list[str] | None = None,
+                 dropout_kernel: str = "auto") -> None:
         if precision == "fp16":
             raise ConfigError("TRAINER.PRECISION fp16 is not supported with STRATEGY fsdp; use bf16 (no loss scaling needed)")
-        super().__init__(device, precision)
+        super().__init__(device, precision, dropout_kernel)
         from torch.distributed.fsdp import MixedPrecisionPolicy
 
         self.autocast_dtype = None  # FSDP casts the gathered parameters itself

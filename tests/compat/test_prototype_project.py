@@ -231,6 +231,9 @@ def test_5_epochs_run_from_1_and_the_users_own_optimizer_steps_are_counted(lora_
     assert checkpoint_steps and metric_steps, (checkpoint_steps, metric_steps)
     assert max(checkpoint_steps) == max(metric_steps) == EPOCHS * STEPS_PER_EPOCH
     assert min(checkpoint_steps) > 0 and min(metric_steps) > 0
+    # the user's loop takes its own batches, yet the end-of-run summary still measures the throughput
+    throughput = re.search(r"throughput\s+([\d.]+) samples/s", (run_dir / "train.log").read_text())
+    assert throughput and float(throughput.group(1)) > 0
 
 
 def test_5_the_learning_rate_is_not_zero_when_the_loop_never_steps_a_scheduler(lora_run, bert_run):

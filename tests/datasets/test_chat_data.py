@@ -178,6 +178,8 @@ def test_a_malformed_row_is_named_by_file_and_line(tokenizer, tmp_path, row, fra
         CausalLMDataset(tmp_path, "train", tokenizer=tokenizer)
     assert f"{path} line 4" in str(error.value) and fragment in str(error.value)
     assert "\n" not in str(error.value)
+    # the same line from the config checks, which read rows without a tokenizer: before any model loads
+    assert CausalLMDataset.config_errors(root=tmp_path, split="train") == [str(error.value)]
 
 
 def test_bad_rows_after_the_first_are_counted(tokenizer, tmp_path):

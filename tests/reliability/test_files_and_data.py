@@ -238,3 +238,14 @@ def test_eval_with_a_model_of_another_shape_names_the_tensor_and_both_shapes(blo
                         cwd=tmp_path)
     assert_user_error(proc, "net.0.weight: [16, 8] in the checkpoint, [32, 8] in the model", before,
                       snapshot(blobs_run))
+
+
+def test_predictions_name_their_id_column_after_the_dataset():
+    from types import SimpleNamespace
+
+    from trainlab.commands.predict import row_ids
+
+    assert row_ids(SimpleNamespace(row_ids=["a", "b"], id_column="ticket"), 2) == ("ticket", ["a", "b"])
+    assert row_ids(SimpleNamespace(row_ids=[7]), 1) == ("id", [7])
+    assert row_ids(SimpleNamespace(post_ids=["9"]), 1) == ("PostId", ["9"])
+    assert row_ids(SimpleNamespace(), 3) == ("row", [0, 1, 2])

@@ -219,19 +219,21 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True)
 
     def add(
-        name: str, func: Callable[[argparse.Namespace], int], help_text: str, config: bool = True
+        name: str, func: Callable[[argparse.Namespace], int], help_text: str, config: bool = True,
+        imports: bool = True,
     ) -> argparse.ArgumentParser:
         cmd = sub.add_parser(name, help=help_text, description=help_text)
-        cmd.set_defaults(func=func)
+        cmd.set_defaults(func=func, imports=[])
         cmd.add_argument("--debug", action="store_true", help="show tracebacks of user errors")
-        cmd.add_argument(
-            "--import",
-            dest="imports",
-            action="append",
-            default=[],
-            metavar="MODULE",
-            help="import a module that registers components (repeatable)",
-        )
+        if imports:  # commands that build registered components
+            cmd.add_argument(
+                "--import",
+                dest="imports",
+                action="append",
+                default=[],
+                metavar="MODULE",
+                help="import a module that registers components (repeatable)",
+            )
         if config:
             cmd.add_argument("config", help="YAML config file")
             cmd.add_argument("overrides", nargs="*", help="overrides: KEY VALUE pairs or KEY=VALUE items")
@@ -311,8 +313,9 @@ def build_parser() -> argparse.ArgumentParser:
     from . import plot, runs
 
     runs.add_arguments(add("runs", cmd_runs, "list runs: status, best metric, test metrics, time, differing config keys",
-                           config=False))
-    plot.add_arguments(add("plot", cmd_plot, "loss, learning rate and validation curves of runs as a PNG", config=False))
+                           config=False, imports=False))
+    plot.add_arguments(add("plot", cmd_plot, "loss, learning rate and validation curves of runs as a PNG", config=False,
+                           imports=False))
     return parser
 
 

@@ -80,7 +80,7 @@ def run_demo(args: argparse.Namespace) -> int:
   accuracy  {accuracy:.3f}   (majority-class baseline {baseline:.3f})
   macro F1  {f1:.3f}   (baseline {baseline / (1 + baseline):.3f}: F1 2p/(1+p) on the majority class, 0 on the other)
   ROC-AUC   {metrics.get("test/roc_auc", float("nan")):.3f}
-  run directory: {run_dirs[-1]}  (config.yaml, train.log, metrics.jsonl, tb/, checkpoints/, model/)
+  run directory: {run_dirs[-1]}  ({", ".join(_run_files(run_dirs[-1]))})
   took {time.perf_counter() - start:.0f} s
 
 Next:
@@ -90,6 +90,13 @@ Next:
   evaluate:      trainlab eval {args.config} --checkpoint {run_dirs[-1]} {" ".join(overrides[:6])}
 """)
     return 0 if accuracy > baseline else 1
+
+
+def _run_files(run_dir: Path) -> list[str]:
+    """What the run wrote that a user opens next (folders with a slash), in a reading order."""
+    wanted = ("train.log", "status.json", "config.yaml", "metrics.jsonl", "plots", "report", "tb", "checkpoints", "model",
+              "best_model.safetensors")
+    return [name + "/" if (run_dir / name).is_dir() else name for name in wanted if (run_dir / name).exists()]
 
 
 if __name__ == "__main__":

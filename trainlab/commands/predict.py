@@ -11,7 +11,8 @@ from ..errors import ConfigError
 
 
 def predict_csv(cfg: Config, checkpoint: str, input_csv: str, output_csv: str, *, overwrite: bool = False) -> int:
-    """Score ``input_csv`` with the model at ``checkpoint``; writes id, per-class probabilities, prediction.
+    """Score ``input_csv`` with the model at ``checkpoint``; writes id (see ``row_ids``), per-class probabilities,
+    prediction.
 
     The dataset class of DATASET.TRAIN must offer ``from_csv(csv, root, tokenizer=..., max_length=...)``,
     which prepares rows exactly as training did (e.g. the saved standardisation of tabular features).
@@ -51,7 +52,8 @@ def predict_csv(cfg: Config, checkpoint: str, input_csv: str, output_csv: str, *
             probabilities.append(torch.softmax(getattr(outputs, "logits", outputs).float(), dim=-1).cpu())
     probs = torch.cat(probabilities)
     names = list(getattr(dataset, "label_names", []) or _label_names(section.ROOT, probs.shape[1]))
-    _write(output_csv, getattr(dataset, "post_ids", list(range(len(probs)))), probs, names)
+    id_column, ids = row_ids(dataset, len(probs))
+    _write(output_csv, id_column, ids, probs, names)
     dropped = {k: v for k, v in getattr(dataset, "dropped_rows", {}).items() if v}
     if dropped:
         trainer.logger.warning(
@@ -89,11 +91,21 @@ def _label_names(root: str, count: int) -> list[str]:
     return [str(i) for i in range(count)]
 
 
-def _write(path: str, ids: list, probs: object, names: list[str]) -> None:
+def row_ids(dataset: object, count: int) -> tuple[str, list]:
+    """The id column of the predictions and its values: the dataset's ``row_ids`` under its ``id_column``
+    (default ``id``), its ``post_ids`` as ``PostId`` (the Stack Overflow datasets), else the row number."""
+    if hasattr(dataset, "row_ids"):
+        return getattr(dataset, "id_column", "id"), list(dataset.row_ids)
+    if hasattr(dataset, "post_ids"):
+        return "PostId", list(dataset.post_ids)
+    return "row", list(range(count))
+
+
+def _write(path: str, id_column: str, ids: list, probs: object, names: list[str]) -> None:
     tmp = f"{path}.tmp-{os.getpid()}"
     with open(tmp, "w", newline="", encoding="utf-8") as handle:
         writer = csv.writer(handle)
-        writer.writerow(["PostId", *[f"prob_{name}" for name in names], "prediction"])
+        writer.writerow([id_column, *[f"prob_{name}" for name in names], "prediction"])
         for row_id, row in zip(ids, probs.tolist()):  # type: ignore[attr-defined]
             writer.writerow(
                 [row_id, *[f"{p:.6f}" for p in row], names[max(range(len(row)), key=row.__getitem__)]]

@@ -85,13 +85,9 @@ class CausalLMDataset(DatasetBase):
             raise ConfigError("; ".join(problems))
         if tokenizer is None:
             raise DataError("CausalLMDataset needs a tokenizer: MODEL.PRETRAINED must hold one (tokenizer.json etc.)")
-        source = find_source(root, split)
-        rows = load_rows(source, split)
         columns = {"text": text_field, "prompt": prompt_field or "prompt", "response": response_field,
                    "messages": messages_field}
-        self.format = format if format != "auto" else detect_format(rows.column_names, columns)
-        fields = _format_fields(self.format, columns, rows.column_names, source)
-        check_rows(rows, source, fields)
+        source, rows, self.format, fields = read_checked_rows(root, split, format, columns)
         self.chat_template = _chat_template(self.format, tokenizer, chat_template, source)
         self.tokenizer = tokenizer
         self.spec = EncodingSpec(self.format, fields, max_length, truncation, self.chat_template, train_on_prompt)
@@ -151,10 +147,32 @@ class CausalLMDataset(DatasetBase):
 
     @classmethod
     def config_errors(cls, root: str | Path = "", split: str = "train", format: str = "auto",
-                      truncation: str = "right", max_length: int = 512, **options: Any) -> list[str]:
-        """Unknown FORMAT or TRUNCATION, and a ROOT that holds no rows for ``split``."""
+                      truncation: str = "right", max_length: int = 512, text_field: str = "text",
+                      prompt_field: str = "", response_field: str = "response", messages_field: str = "messages",
+                      **options: Any) -> list[str]:
+        """Unknown FORMAT or TRUNCATION, a ROOT that holds no rows for ``split``, and the first malformed row:
+        rows are checked without a tokenizer, so a bad one is named before the model loads."""
+        problems = _option_problems(format, truncation, max_length)
         problem = source_problem(root, split)
-        return _option_problems(format, truncation, max_length) + ([problem] if problem else [])
+        if problem is None and not problems:
+            columns = {"text": text_field, "prompt": prompt_field or "prompt", "response": response_field,
+                       "messages": messages_field}
+            try:
+                read_checked_rows(root, split, format, columns)
+            except DataError as error:
+                problem = str(error)
+        return problems + ([problem] if problem else [])
+
+
+def read_checked_rows(root: str | Path, split: str, format: str, columns: dict[str, str]) -> tuple[RowSource, Any, str, dict[str, str]]:
+    """The rows of ``split`` under ``root``, their format (``auto`` detected) and the columns it reads (kind →
+    column); DataError naming the file and line of the first malformed row."""
+    source = find_source(root, split)
+    rows = load_rows(source, split)
+    format = format if format != "auto" else detect_format(rows.column_names, columns)
+    fields = _format_fields(format, columns, rows.column_names, source)
+    check_rows(rows, source, fields)
+    return source, rows, format, fields
 
 
 def detect_format(columns: Sequence[str], fields: dict[str, str]) -> str:

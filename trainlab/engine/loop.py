@@ -65,8 +65,11 @@ def run_epoch(trainer: BaseTrainer, train_loader: DataLoader, val_loader: DataLo
         trainer.batch_in_epoch = batch_sampler.resume(position)
         trainer.epoch_samples_before = position.samples - trainer.batch_in_epoch * settings.batch_size_train * trainer.world_size
     call_hooks(trainer.hooks, "before_epoch", trainer, trainer.epoch)
+    samples_before = trainer.samples_trained
     with timed(trainer, "train"), trainer.strategy.training_kernels():
         result = trainer.run_one_epoch(epoch, settings.epochs, train_loader, trainer.rank, trainer.device, train=True)
+    if trainer.samples_trained == samples_before:  # a prototype-style loop took the batches itself: all of them
+        trainer.samples_trained += epoch_samples(train_loader) * trainer.world_size
     metrics = epoch_metrics(result, "train")
     last_epoch = trainer.should_stop or epoch == settings.epochs  # MAX_STEPS may end the run mid-epoch
     every = settings.eval_every_epochs
@@ -80,6 +83,15 @@ def run_epoch(trainer: BaseTrainer, train_loader: DataLoader, val_loader: DataLo
     if trainer.schedule is not None:
         trainer.schedule.advance("epoch", metrics, settings.monitor)
     call_hooks(trainer.hooks, "after_epoch", trainer, epoch - 1, metrics)
+
+
+def epoch_samples(loader: DataLoader) -> int:
+    """Samples one rank takes in a whole pass over ``loader``."""
+    sampler = getattr(loader.batch_sampler, "sampler", None)
+    try:
+        return len(sampler)  # type: ignore[arg-type]
+    except TypeError:
+        return len(loader) * (loader.batch_size or 1)
 
 
 def validate(trainer: BaseTrainer, val_loader: DataLoader, epoch: int) -> dict[str, float]:

@@ -13,6 +13,7 @@ import torch
 from ..engine.logging import get_logger
 from ..errors import ConfigError, DataError
 from ..registries import DATASETS
+from ..utils.quiet import datasets_progress_bars_off
 from .base import DatasetBase, Transform
 from .chat import IGNORE_INDEX
 from .lm_encoding import (
@@ -158,7 +159,8 @@ class CausalLMDataset(DatasetBase):
             columns = {"text": text_field, "prompt": prompt_field or "prompt", "response": response_field,
                        "messages": messages_field}
             try:
-                read_checked_rows(root, split, format, columns)
+                with datasets_progress_bars_off():  # the checks print nothing but their findings
+                    read_checked_rows(root, split, format, columns)
             except DataError as error:
                 problem = str(error)
         return problems + ([problem] if problem else [])

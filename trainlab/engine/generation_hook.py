@@ -25,7 +25,8 @@ class GenerationHook(Hook):
     ``generation_examples(n)``) are appended to RUN_DIR/generations.jsonl by rank 0, the first two logged.
 
     Under FSDP every rank decodes the same prompts (each forward pass needs every shard); otherwise rank 0
-    decodes alone while the others wait. A validation set without ``generation_examples`` gets none.
+    decodes alone while the others wait for its outcome (an error there stops every rank at once). A
+    validation set without ``generation_examples`` gets none.
     """
 
     priority = 50
@@ -44,13 +45,21 @@ class GenerationHook(Hook):
         examples = dataset.generation_examples(self.samples)
         tokenizer = getattr(dataset, "tokenizer", None) or trainer.unwrapped_model.tokenizer
         sharded = trainer.strategy.shards_parameters
+        failure: BaseException | None = None
         if sharded or trainer.rank == 0:
-            with trainer.strategy.autocast():
-                generated = generate_greedy(trainer.unwrapped_model, [e["prompt_ids"] for e in examples],
-                                            self.max_new_tokens, tokenizer.eos_token_id, synced=sharded,
-                                            device=trainer.device)
-        if not sharded:
-            distributed.barrier()
+            try:
+                with trainer.strategy.autocast():
+                    generated = generate_greedy(trainer.unwrapped_model, [e["prompt_ids"] for e in examples],
+                                                self.max_new_tokens, tokenizer.eos_token_id, synced=sharded,
+                                                device=trainer.device)
+            except Exception as error:  # noqa: BLE001 — re-raised below, once the waiting ranks know
+                failure = error
+        if not sharded:  # the others wait for rank 0's outcome, not for a timeout if it failed
+            outcome = distributed.broadcast_object(None if failure is None else f"{type(failure).__name__}: {failure}")
+            if outcome is not None and failure is None:
+                raise RuntimeError(f"rank 0 failed while generating samples: {outcome}")
+        if failure is not None:
+            raise failure
         if trainer.rank == 0:
             texts = [tokenizer.decode(ids, skip_special_tokens=True) for ids in generated]
             self._record(trainer, examples, texts)

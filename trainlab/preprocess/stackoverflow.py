@@ -253,16 +253,16 @@ def _check_output(output: Path, overwrite: bool) -> None:
 
 def _write_atomically(output: Path, splits: dict[str, Any], info: dict[str, Any]) -> None:
     from datasets import DatasetDict
-    from datasets.utils import are_progress_bars_disabled, disable_progress_bars, enable_progress_bars
+
+    from ..utils.quiet import datasets_progress_bars_off
 
     output.parent.mkdir(parents=True, exist_ok=True)
     # mkdir (unlike mkdtemp) honours the umask, so the output gets the user's usual permissions.
     staging = output.parent / f".{output.name}.tmp-{uuid.uuid4().hex[:12]}"
     staging.mkdir()
-    bars_were_disabled = are_progress_bars_disabled()
-    disable_progress_bars()  # the command prints one summary line, not a bar per split
     try:
-        DatasetDict(splits).save_to_disk(str(staging))
+        with datasets_progress_bars_off():  # the command prints one summary line, not a bar per split
+            DatasetDict(splits).save_to_disk(str(staging))
         (staging / INFO_FILE).write_text(json.dumps(info, indent=2) + "\n")
         if output.exists():
             # Move the old output aside first so the new one appears with a single rename.
@@ -274,8 +274,6 @@ def _write_atomically(output: Path, splits: dict[str, Any], info: dict[str, Any]
             staging.rename(output)
     finally:
         shutil.rmtree(staging, ignore_errors=True)
-        if not bars_were_disabled:
-            enable_progress_bars()
 
 
 def main(argv: Sequence[str] | None = None) -> int:

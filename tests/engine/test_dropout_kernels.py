@@ -90,6 +90,9 @@ def test_the_mode_changes_training_dropout_only():
         assert _has_fast_dropout(trained)
         assert torch.allclose(trained[kept], x[kept] * 2)
         assert _has_fast_dropout(F.scaled_dot_product_attention(q, k, v.requires_grad_(), dropout_p=0.2))
+        # under vmap torch's kernel follows the transform's randomness rule: a different mask per row
+        rows = torch.vmap(lambda row: F.dropout(row, 0.5), randomness="different")(torch.ones(4, 256))
+        assert len({tuple(row.tolist()) for row in rows}) == 4
 
 
 def _has_fast_dropout(output: torch.Tensor) -> bool:

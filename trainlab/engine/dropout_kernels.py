@@ -14,7 +14,7 @@ come from torch's default generator for the device, so seeds and resumes see the
 checkpointing recomputes the forward inside the backward pass, where no torch function mode is active, so
 code under a checkpoint (recognised by its saved-tensor hooks, or, for the reentrant kind, by running without
 grad) keeps torch's kernels in both passes. Anything else unusual (in-place dropout, tensor subclasses, nested
-tensors, code being compiled) goes to torch's own kernel too.
+tensors, vmap, code being compiled) goes to torch's own kernel too.
 """
 
 from __future__ import annotations
@@ -95,8 +95,12 @@ def _bind(names: tuple[str, ...], args: tuple[Any, ...], kwargs: dict[str, Any],
     return {**defaults, **dict(zip(names, args)), **kwargs}
 
 
+_functorch_wrapped = getattr(getattr(torch._C, "_functorch", None), "is_functorch_wrapped_tensor", lambda tensor: False)
+
+
 def _plain(tensor: Any) -> bool:
-    return type(tensor) is torch.Tensor and not tensor.is_nested
+    """A dense tensor outside vmap/grad transforms (whose randomness rules torch's own kernels follow)."""
+    return type(tensor) is torch.Tensor and not tensor.is_nested and not _functorch_wrapped(tensor)
 
 
 _saved_tensor_hooks = getattr(torch._C._autograd, "_top_saved_tensors_default_hooks", None)

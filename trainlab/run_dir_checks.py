@@ -19,7 +19,7 @@ DATASET_SPLITS = ("TRAIN", "VAL", "TEST")
 
 def run_dir_errors(settings: TrainerSettings) -> list[str]:
     """TRAINER.RESUME finds a checkpoint, and a new run's TRAINER.RUN_DIR is missing or empty."""
-    from .engine.checkpoint import find_resume_checkpoint
+    from .engine.checkpoint_files import find_resume_checkpoint
     from .engine.setup import run_dir_problem
 
     try:

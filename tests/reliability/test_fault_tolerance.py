@@ -16,7 +16,8 @@ import torch
 from safetensors.torch import load_file
 
 from trainlab.commands.launch import job_run_dir
-from trainlab.engine.checkpoint import Checkpointer, checkpoint_problem, latest_checkpoint
+from trainlab.engine.checkpoint import Checkpointer
+from trainlab.engine.checkpoint_files import checkpoint_problem, latest_checkpoint
 from trainlab.engine.strategies import Strategy
 from trainlab.errors import ConfigError
 
@@ -103,7 +104,7 @@ def test_failed_writes_of_safetensors_and_torch_save_are_told_apart_from_bugs(tm
     script = """if True:
         import sys, torch
         from safetensors.torch import save_file
-        from trainlab.engine.checkpoint import storage_failure
+        from trainlab.engine.checkpoint_files import storage_failure
         tensors = {"w": torch.zeros(64, 1024)}
         for save in (lambda: save_file(tensors, "model.safetensors"), lambda: torch.save(tensors, "state.pt"),
                      lambda: torch.zeros(2) @ torch.zeros(3)):

@@ -23,7 +23,13 @@ SPLITS = {"train": "TRAIN", "val": "VAL", "validation": "VAL", "test": "TEST"}
 def resolve_weights(checkpoint: str) -> Path:
     """The weights of a checkpoint path: a .safetensors file, or a checkpoint directory (whole or sharded) — the
     given one, or a run directory's best checkpoint, else its latest."""
-    from ..engine.checkpoint import MODEL_FILE, SHARDED_DIR, best_checkpoint, is_complete, latest_checkpoint
+    from ..engine.checkpoint_files import (
+        MODEL_FILE,
+        SHARDED_DIR,
+        best_checkpoint,
+        is_complete,
+        latest_checkpoint,
+    )
 
     path = Path(checkpoint)
     if path.is_file():
@@ -43,7 +49,7 @@ def saved_shapes(weights: Path, checkpoint: str) -> dict[str, list[int]] | None:
     that is not readable safetensors (truncated, random bytes, another format) raises ConfigError naming it."""
     from safetensors import SafetensorError, safe_open
 
-    from ..engine.checkpoint import MODEL_FILE
+    from ..engine.checkpoint_files import MODEL_FILE
 
     file = weights if weights.is_file() else weights / MODEL_FILE
     if not file.is_file():

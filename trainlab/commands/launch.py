@@ -72,7 +72,7 @@ def job_run_dir(module_args: list[str], nnodes: int) -> Path:
     """The run directory of a job whose processes may be restarted, decided before any starts: TRAINER.RUN_DIR,
     the run that TRAINER.RESUME continues, else a new timestamped one (workers would each pick a new one)."""
     from ..config import load_config
-    from ..engine.checkpoint import find_resume_checkpoint
+    from ..engine.checkpoint_files import find_resume_checkpoint
     from ..engine.setup import make_run_dir
     from .train import parse_args
 
@@ -94,7 +94,7 @@ def restarted_worker(run_dir: str, module_args: list[str]) -> int:
     """One training process of a job with --max-restarts: after a restart (TORCHELASTIC_RESTART_COUNT > 0) it
     resumes ``run_dir`` from its newest complete checkpoint; the first attempt, or one before any checkpoint,
     trains from the start."""
-    from ..engine.checkpoint import latest_checkpoint
+    from ..engine.checkpoint_files import latest_checkpoint
     from .train import main
 
     restart = int(os.environ.get("TORCHELASTIC_RESTART_COUNT", "0"))

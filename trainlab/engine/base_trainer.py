@@ -23,7 +23,8 @@ from ..errors import ConfigError
 from ..optim.schedulers import ScheduledLR
 from ..registries import TRAINERS
 from . import distributed, loop, prototype
-from .checkpoint import Checkpointer, find_resume_checkpoint, rng_state, set_rng_state
+from .checkpoint import Checkpointer, rng_state, set_rng_state
+from .checkpoint_files import find_resume_checkpoint
 from .context import RunContext
 from .data import EpochPosition
 from .hooks import Hook

@@ -1,33 +1,19 @@
 """Checkpoints that never lose work: atomic directories, a `latest` pointer, best and keep-last rotation, exact resume.
 
-Layout of ``RUN_DIR/checkpoints/``::
-
-    step-00000120/            one complete checkpoint (a directory appears only once it is whole)
-        ...                   what the strategy writes: for single/ddp model.safetensors (the unwrapped model)
-                              and trainer_state.pt (optimizer, scaler + the engine's state: scheduler, counters,
-                              per-rank RNG states)
-        meta.json             written last: step, epoch, world size, strategy, parameter shapes, metrics, the
-                              size (``files``) and sha256 (``sha256``) of every file above; a checkpoint is
-                              complete when the sizes match, intact when the checksums do too
-    latest                    name of the newest complete checkpoint (replaced atomically)
-    best.json                 name, metric and value of the best checkpoint (kept out of rotation)
-    damaged-step-00000140/    a checkpoint found damaged when resuming, moved aside so the run writes that step anew
-
-Listings check sizes (cheap); resuming checks checksums too and falls back to the newest intact checkpoint. A
-save that cannot write (disk full, quota, read-only) removes its temporary directory and leaves ``latest`` and
-the checkpoints before it untouched.
+``Checkpointer`` writes a step's checkpoint through the strategy into a temporary directory, seals it with its
+meta.json (sizes and sha256 of every file) and renames it into place; the layout and the integrity checks are
+in ``checkpoint_files``. Listings check sizes (cheap); resuming checks checksums too and falls back to the
+newest intact checkpoint. A save that cannot write (disk full, quota, read-only) removes its temporary
+directory and leaves ``latest`` and the checkpoints before it untouched.
 """
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import random
-import re
 import shutil
-from collections.abc import Callable, Iterable, Mapping
-from concurrent.futures import ThreadPoolExecutor
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -36,17 +22,27 @@ import torch
 
 from ..errors import ConfigError, TrainLabError
 from . import distributed
+from .checkpoint_files import (
+    DAMAGED_PREFIX,
+    META_FILE,
+    MODEL_FILE,
+    best_checkpoint,
+    checkpoint_problem,
+    file_checksums,
+    file_sizes,
+    format_size,
+    fsync_dir,
+    fsync_tree,
+    is_complete,
+    latest_checkpoint,
+    read_meta,
+    storage_failure,
+    write_text_atomic,
+)
 from .logging import get_logger
 
 if TYPE_CHECKING:
     from .strategies import Strategy
-
-MODEL_FILE = "model.safetensors"
-STATE_FILE = "trainer_state.pt"
-META_FILE = "meta.json"
-SHARDED_DIR = "sharded"  # torch.distributed.checkpoint files of a sharded strategy
-DAMAGED_PREFIX = "damaged-"
-
 
 def rng_state() -> dict[str, Any]:
     state = {"python": random.getstate(), "numpy": _numpy_state(), "torch": torch.get_rng_state()}
@@ -70,175 +66,9 @@ def _numpy_state() -> tuple:
     return (name, torch.from_numpy(keys.astype(np.int64)), pos, has_gauss, cached)
 
 
-def _fsync_dir(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
-def _fsync_tree(path: Path) -> None:
-    for file in sorted(path.rglob("*")):
-        if file.is_file():
-            with open(file, "rb") as handle:
-                os.fsync(handle.fileno())
-    for folder in sorted((p for p in path.rglob("*") if p.is_dir()), reverse=True):
-        _fsync_dir(folder)
-    _fsync_dir(path)
-
-
-def file_sizes(path: Path) -> dict[str, int]:
-    """Size of every file under ``path`` by its relative path (recorded in meta.json, checked on resume)."""
-    return {str(f.relative_to(path)): f.stat().st_size for f in sorted(path.rglob("*")) if f.is_file() and f.name != META_FILE}
-
-
-def write_text_atomic(path: Path, text: str) -> None:
-    """Replace ``path`` with ``text`` so that readers see the old or the new content, never a mix."""
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    try:
-        with open(tmp, "w", encoding="utf-8") as handle:
-            handle.write(text)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
-    _fsync_dir(path.parent)
-
-
-def read_meta(path: Path) -> dict[str, Any] | None:
-    try:
-        return json.loads((path / META_FILE).read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        return None
-
-
-def file_checksums(path: Path, names: Iterable[str]) -> dict[str, str]:
-    """The sha256 of each named file under ``path`` (~1 GB/s; threads overlap, hashlib releases the GIL)."""
-    def digest(name: str) -> str:
-        with open(path / name, "rb") as handle:
-            return hashlib.file_digest(handle, "sha256").hexdigest()
-
-    names = list(names)
-    with ThreadPoolExecutor(max_workers=min(4, max(1, len(names)))) as pool:
-        return dict(zip(names, pool.map(digest, names)))
-
-
-def checkpoint_problem(path: Path, *, checksums: bool = False) -> str | None:
-    """What is wrong with the checkpoint at ``path``, or None when it is whole: its meta.json, a file it lists
-    that is missing or has another size, or (``checksums``) content that differs from the recorded sha256."""
-    meta = read_meta(path)
-    if meta is None:
-        return f"no readable {META_FILE}"
-    files = meta.get("files")
-    if files is None:  # written before sizes were recorded
-        missing = [name for name in (MODEL_FILE, STATE_FILE) if not (path / name).is_file()]
-        return f"{missing[0]} is missing" if missing else None
-    for name, size in files.items():
-        if not (path / name).is_file():
-            return f"{name} is missing"
-        if (actual := (path / name).stat().st_size) != size:
-            return f"{name} has {actual} bytes, {META_FILE} recorded {size}"
-    recorded = meta.get("sha256") if checksums else None
-    if recorded:
-        differ = [name for name, value in file_checksums(path, recorded).items() if value != recorded[name]]
-        if differ:
-            return f"{', '.join(differ)} {'differs' if len(differ) == 1 else 'differ'} from the sha256 in {META_FILE}"
-    return None
-
-
-def is_complete(path: Path) -> bool:
-    """Whether ``path`` holds a whole checkpoint: its meta.json and every file it lists, at the recorded size."""
-    return checkpoint_problem(path) is None
-
-
-def latest_checkpoint(checkpoint_dir: Path) -> Path | None:
-    """The checkpoint named by ``latest`` if whole, else the newest whole one (``latest`` may predate a crash)."""
-    pointer = checkpoint_dir / "latest"
-    if pointer.is_file():
-        candidate = checkpoint_dir / pointer.read_text(encoding="utf-8").strip()
-        if is_complete(candidate):
-            return candidate
-    complete = sorted(p for p in checkpoint_dir.glob("step-*") if is_complete(p))
-    return complete[-1] if complete else None
-
-
-def best_checkpoint(checkpoint_dir: Path) -> Path | None:
-    """The complete checkpoint that ``best.json`` names, if any."""
-    pointer = checkpoint_dir / "best.json"
-    if not pointer.is_file():
-        return None
-    path = checkpoint_dir / json.loads(pointer.read_text(encoding="utf-8"))["checkpoint"]
-    return path if is_complete(path) else None
-
-
-# What safetensors (Rust: "os error N") and torch.save (C++ streams lose the errno) say when a write fails.
-_WRITE_FAILED = re.compile(r"os error (\d+)|\[Errno (\d+)\]|iostream error|PytorchStreamWriter failed|unexpected pos")
-
-
-def storage_failure(exc: BaseException) -> str | None:
-    """Why the storage refused a write, when ``exc`` or an exception it chains is such a failure; else None."""
-    seen: BaseException | None = exc
-    for _ in range(8):  # causes and contexts, never a cycle
-        if seen is None:
-            return None
-        if isinstance(seen, OSError):
-            return seen.strerror or str(seen)
-        match = _WRITE_FAILED.search(str(seen))
-        if match:
-            code = match.group(1) or match.group(2)
-            return os.strerror(int(code)) if code else "a file could not be written"
-        seen = seen.__cause__ or seen.__context__
-    return None
-
-
 def _first_failure(failure: str | None) -> str | None:
     """The first rank's failure (every rank calls it: it is also the save's barrier)."""
     return next((f for f in distributed.all_gather_objects(failure) if f), None)
-
-
-def _format_size(n: int) -> str:
-    for unit, size in (("GB", 10**9), ("MB", 10**6), ("kB", 10**3)):
-        if n >= size:
-            return f"{n / size:.1f} {unit}"
-    return f"{n} B"
-
-
-def find_resume_checkpoint(resume: str, run_dir: str, output_dir: str, project_name: str) -> Path | None:
-    """Resolve TRAINER.RESUME: "" → None; a path → that checkpoint; auto → the newest complete one of the run.
-
-    A resume with nothing to resume raises ConfigError naming where it looked.
-    """
-    if not resume:
-        return None
-    if resume != "auto":
-        path = Path(resume)
-        if path.is_dir() and (path / "checkpoints").is_dir():
-            path = latest_checkpoint(path / "checkpoints") or path
-        elif path.is_dir() and not is_complete(path):
-            path = latest_checkpoint(path) or path
-        if not is_complete(path):
-            raise ConfigError(f"TRAINER.RESUME {resume}: no complete checkpoint there (a checkpoint directory with "
-                              f"{META_FILE} and the files it lists, or a run directory holding checkpoints/)")
-        return path
-    runs = [Path(run_dir)] if run_dir else sorted((Path(output_dir) / project_name).glob("*"), key=lambda p: p.name, reverse=True)
-    for run in runs:
-        found = latest_checkpoint(run / "checkpoints") if (run / "checkpoints").is_dir() else None
-        if found is not None:
-            return found
-    # Starting afresh instead would silently lose the run the user meant to continue: say where we looked.
-    folder = Path(run_dir) if run_dir else Path(output_dir) / project_name
-    if not folder.is_dir():
-        why = "no such folder"
-    elif run_dir:
-        why = "no complete checkpoint in its checkpoints/" if (folder / "checkpoints").is_dir() else "it holds no checkpoints/"
-    else:
-        why = f"none of its {len(runs)} run(s) has a complete checkpoint" if runs else "it holds no runs"
-    fix = " and a new RUN_DIR" if run_dir and folder.is_dir() and any(folder.iterdir()) else ""
-    raise ConfigError(f"TRAINER.RESUME auto: no checkpoint to resume in {'TRAINER.RUN_DIR ' * bool(run_dir)}{folder} "
-                      f"({why}); start a new run without --resume{fix}")
 
 
 class Checkpointer:
@@ -293,11 +123,11 @@ class Checkpointer:
         meta = {**meta, "step": step, "parameter_shapes": self.strategy.parameter_shapes(), "files": sizes,
                 "sha256": file_checksums(tmp, sizes)}
         (tmp / META_FILE).write_text(json.dumps(meta, indent=1), encoding="utf-8")
-        _fsync_tree(tmp)
+        fsync_tree(tmp)
         if final.exists():  # an incomplete leftover of a crash at this step
             shutil.rmtree(final)
         os.replace(tmp, final)
-        _fsync_dir(self.directory)
+        fsync_dir(self.directory)
         write_text_atomic(self.directory / "latest", final.name)
         self._rotate()
 
@@ -323,9 +153,9 @@ class Checkpointer:
         shutil.rmtree(tmp, ignore_errors=True)
         previous = latest_checkpoint(self.directory) if self.directory.is_dir() else None
         expected = sum(((read_meta(previous) or {}).get("files") or {}).values()) if previous is not None else 0
-        amount = f"a checkpoint of about {_format_size(expected)}" if expected else f"{_format_size(written)} so far"
+        amount = f"a checkpoint of about {format_size(expected)}" if expected else f"{format_size(written)} so far"
         try:
-            free = f", {_format_size(shutil.disk_usage(self.directory).free)} free there"
+            free = f", {format_size(shutil.disk_usage(self.directory).free)} free there"
         except OSError:
             free = ""
         kept = f"{previous.name} is intact and still latest" if previous is not None else "no earlier checkpoint exists"

@@ -100,7 +100,7 @@ def save_run_config(run_dir: Path, config: Mapping[str, Any]) -> Path:
     more than TRAINER.RESUME is kept as ``config-<its time>.yaml``, so the run's earlier settings stay on record.
     """
     from ..config import Config
-    from .checkpoint import write_text_atomic
+    from .checkpoint_files import write_text_atomic
 
     target = run_dir / "config.yaml"
     text = Config(config).dump()

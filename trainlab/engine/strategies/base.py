@@ -19,7 +19,7 @@ from ...errors import ConfigError
 from ...registries import STRATEGIES
 from ...utils.modules import unwrap_model
 from .. import distributed
-from ..checkpoint import MODEL_FILE, SHARDED_DIR, STATE_FILE
+from ..checkpoint_files import MODEL_FILE, SHARDED_DIR, STATE_FILE
 from ..dropout_kernels import dropout_kernels, is_compiled, resolve_dropout_kernel
 from ..precision import resolve_precision
 
@@ -232,7 +232,7 @@ class Strategy:
         if distributed.is_main_process():
             from safetensors.torch import save_model
 
-            from ..checkpoint import write_text_atomic
+            from ..checkpoint_files import write_text_atomic
 
             tmp = target.with_name(f".{target.name}.tmp")
             save_model(self.module, str(tmp))

@@ -19,7 +19,7 @@ from torch import nn
 from ...errors import ConfigError
 from ...registries import STRATEGIES
 from .. import distributed
-from ..checkpoint import SHARDED_DIR, STATE_FILE
+from ..checkpoint_files import SHARDED_DIR, STATE_FILE
 from .base import Strategy
 
 
@@ -170,7 +170,7 @@ class FSDPStrategy(Strategy):
         if distributed.is_main_process():
             from safetensors.torch import save_file
 
-            from ..checkpoint import write_text_atomic
+            from ..checkpoint_files import write_text_atomic
 
             tmp = target.with_name(f".{target.name}.tmp")
             save_file({k: v.contiguous() for k, v in full.items()}, str(tmp))

@@ -264,14 +264,17 @@ def test_gpus_on_a_machine_without_cuda_says_it_trains_on_cpu(tmp_path):
                                            "training on CPU with 1 process(es)")
 
 
-def test_a_malformed_chat_row_stops_train_before_any_model_loads(tmp_path):
+def test_a_missing_model_and_a_malformed_chat_row_are_reported_together_before_anything_loads(tmp_path):
     chat_recipe = Path(__file__).resolve().parents[1] / "configs" / "llm" / "chat_lora.yaml"
     good = '{"messages": [{"role": "user", "content": "hi"}, {"role": "assistant", "content": "hello"}]}'
     write(tmp_path / "data" / "train.jsonl", good + '\n{"messages": [{"role": "bot", "content": "hi"}]}\n')
     write(tmp_path / "data" / "validation.jsonl", good + "\n")
     proc = trainlab("train", str(chat_recipe), "MODEL.PRETRAINED", str(tmp_path / "no-model-here"),
                     "DATASET.TRAIN.ROOT", "data", "DATASET.VAL.ROOT", "data", "TRAINER.OUTPUT_DIR", "out", cwd=tmp_path)
-    # the rows are read without a tokenizer in the config checks: the model path is not even looked at yet
-    assert_user_error(proc, "DATASET.TRAIN: data/train.jsonl line 2: 'messages' message 1 has role 'bot'; "
-                            "expected one of system, user, assistant")
+    # the config checks read the rows without a tokenizer and the model's files without loading them: one report
+    assert_user_error(proc, f"MODEL.PRETRAINED = '{tmp_path / 'no-model-here'}' is not a directory. Point it at a "
+                            "folder holding config.json and the weights (the output of save_pretrained), or use a hub "
+                            "id that is already downloaded.",
+                      "DATASET.TRAIN: data/train.jsonl line 2: 'messages' message 1 has role 'bot'; "
+                      "expected one of system, user, assistant")
     assert not (tmp_path / "out").exists()

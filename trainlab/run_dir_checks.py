@@ -1,5 +1,6 @@
 """What a training run needs from the file system, checked before a model loads: a resume has a checkpoint to
-continue from, a new run never writes into a folder that already holds work, and each dataset's folder exists.
+continue from, a new run never writes into a folder that already holds work, the model's files and each
+dataset's folder exist (and a dataset's rows are well formed where it can tell without a tokenizer).
 
 Only ``trainlab train`` asks this, once, before it launches any process. ``eval``, ``predict`` and ``config``
 read configs whose RUN_DIR rightly names an existing run; the processes that torchrun starts (and restarts)
@@ -52,6 +53,21 @@ def dataset_errors(cfg: Config, splits: tuple[str, ...] = DATASET_SPLITS) -> lis
     return errors
 
 
+def model_errors(cfg: Config) -> list[str]:
+    """What the configured model class finds wrong with its files before it loads (its ``config_errors``, e.g. a
+    MODEL.PRETRAINED folder that is missing or holds no readable weights)."""
+    from .components import component_kwargs
+    from .registries import MODELS
+
+    name = cfg.get("MODEL", {}).get("NAME")
+    try:
+        target = MODELS.get(name) if name else None
+    except RegistryError:  # reported with the component names
+        return []
+    check = getattr(target, "config_errors", None)
+    return [] if check is None else list(check(**component_kwargs(cfg, "MODEL", target)))
+
+
 def load_from_errors(settings: TrainerSettings) -> list[str]:
     """TRAINER.LOAD_FROM names readable weights: a .safetensors file (or a checkpoint directory holding one)
     whose header opens (read only; a truncated or foreign file is named before anything loads)."""
@@ -73,7 +89,7 @@ def load_from_errors(settings: TrainerSettings) -> list[str]:
 
 def training_errors(cfg: Config, settings: TrainerSettings) -> list[str]:
     """Everything above, as lines for the one ConfigError of ``trainlab train``'s pre-launch checks."""
-    return dataset_errors(cfg) + run_dir_errors(settings) + load_from_errors(settings)
+    return model_errors(cfg) + dataset_errors(cfg) + run_dir_errors(settings) + load_from_errors(settings)
 
 
-__all__ = ["dataset_errors", "load_from_errors", "run_dir_errors", "training_errors"]
+__all__ = ["dataset_errors", "load_from_errors", "model_errors", "run_dir_errors", "training_errors"]

@@ -50,6 +50,16 @@ class TransformersModelWrapper(nn.Module):
             meaning and defaults; PEFT-only fields and other METHODs pass through (see ``apply_peft``).
     """
 
+    @classmethod
+    def config_errors(cls, pretrained: str = "", **options: Any) -> list[str]:
+        """A MODEL.PRETRAINED that is not a local folder or cached hub model, or holds no readable weights; found
+        from the files alone (safetensors headers), before anything loads."""
+        try:
+            check_weights(os.path.abspath(resolve_pretrained(pretrained)))
+        except ConfigError as error:
+            return [str(error)]
+        return []
+
     def __init__(
         self,
         pretrained: str,

@@ -25,14 +25,13 @@ from trainlab.commands.cli import build_parser, main
 from trainlab.commands.evaluate import parse_args, worker_arguments
 from trainlab.errors import ConfigError, DataError
 from trainlab.metrics import ClassificationMetrics
+from trainlab.metrics.curves import precision_recall_curve, roc_curve
+from trainlab.report_figures import draw_curves
 from trainlab.reports import (
     REPORT_FILES,
-    _draw_curves,
     check_report_dir,
     classification_report,
     find_class_names,
-    precision_recall_curve,
-    roc_curve,
     write_report,
     write_test_report,
 )
@@ -152,7 +151,7 @@ def test_curves_per_class_and_the_positive_class_of_two():
         report = classification_report(state["probabilities"], state["labels"])
         for kind in ("roc", "pr"):
             axes = Figure().add_subplot()
-            assert _draw_curves(axes, state, report, kind) == len(axes.lines) == curves
+            assert draw_curves(axes, state, report, kind) == len(axes.lines) == curves
 
 
 def test_write_report_needs_a_classification_state(tmp_path):

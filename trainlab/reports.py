@@ -2,9 +2,8 @@
 confusion matrix, and ROC / precision-recall curves, as JSON, Markdown and PNGs.
 
 The input is the gathered state of :class:`~trainlab.metrics.ClassificationMetrics`: float64 probabilities
-``[N, C]`` and int64 labels ``[N]``. Curves are one-vs-rest per class and follow scikit-learn's definitions, so
-the numbers agree with it: samples with equal scores form one threshold, ROC AUC is the trapezoid area under
-the ROC curve, and average precision is ``Σ (R_k − R_{k−1}) · P_k`` over thresholds from the highest down.
+``[N, C]`` and int64 labels ``[N]``. The curves and their areas are ``trainlab.metrics.curves`` (scikit-learn's
+definitions, so the numbers agree with it); the figures are drawn by ``trainlab.report_figures``.
 """
 
 from __future__ import annotations
@@ -19,56 +18,11 @@ import torch
 from torch import Tensor
 
 from .errors import ConfigError, DataError
+from .metrics.curves import area_under_roc, average_precision, precision_recall_curve, roc_curve
 from .metrics.functional import confusion_matrix, precision_recall_f1
+from .report_figures import plot_confusion, plot_curves
 
 REPORT_FILES = ("report.json", "report.md", "confusion_matrix.png", "roc.png", "precision_recall.png")
-MAX_LEGEND = 20  # curves beyond this many are drawn without a legend: it would hide the plot
-MAX_ANNOTATED = 30  # confusion matrices up to this many classes show their counts in the cells
-
-
-# ---------------------------------------------------------------- curves (one class against the rest)
-def threshold_counts(scores: Tensor, positive: Tensor) -> tuple[Tensor, Tensor]:
-    """Cumulative true and false positives ``[T]`` at each distinct score, from the highest score down."""
-    order = torch.argsort(scores, descending=True, stable=True)
-    scores, positive = scores[order], positive[order].double()
-    last_of_tie = torch.ones_like(scores, dtype=torch.bool)
-    last_of_tie[:-1] = scores[1:] != scores[:-1]  # tied samples cross the threshold together
-    true_positives = positive.cumsum(0)[last_of_tie]
-    predicted = torch.arange(1, scores.numel() + 1, dtype=torch.float64)[last_of_tie]
-    return true_positives, predicted - true_positives
-
-
-def roc_curve(scores: Tensor, positive: Tensor) -> tuple[Tensor, Tensor] | None:
-    """False and true positive rates from (0, 0) up; None unless both positives and negatives occur."""
-    true_positives, false_positives = threshold_counts(scores, positive)
-    if true_positives[-1] == 0 or false_positives[-1] == 0:
-        return None
-    zero = torch.zeros(1, dtype=torch.float64)
-    return (torch.cat([zero, false_positives / false_positives[-1]]),
-            torch.cat([zero, true_positives / true_positives[-1]]))
-
-
-def precision_recall_curve(scores: Tensor, positive: Tensor) -> tuple[Tensor, Tensor] | None:
-    """Recall and precision from the highest threshold down, starting at (0, 1); None without positives."""
-    true_positives, false_positives = threshold_counts(scores, positive)
-    if true_positives[-1] == 0:
-        return None
-    recall = true_positives / true_positives[-1]
-    precision = true_positives / (true_positives + false_positives)
-    return torch.cat([recall.new_zeros(1), recall]), torch.cat([precision.new_ones(1), precision])
-
-
-def roc_auc(curve: tuple[Tensor, Tensor] | None) -> float | None:
-    """Trapezoid area under a ``roc_curve``."""
-    return None if curve is None else torch.trapezoid(curve[1], curve[0]).item()
-
-
-def average_precision(curve: tuple[Tensor, Tensor] | None) -> float | None:
-    """``Σ (R_k − R_{k−1}) · P_k`` over a ``precision_recall_curve``."""
-    if curve is None:
-        return None
-    recall, precision = curve
-    return ((recall[1:] - recall[:-1]) * precision[1:]).sum().item()
 
 
 # ---------------------------------------------------------------- the numbers
@@ -121,7 +75,7 @@ def classification_report(probabilities: Any, labels: Any, class_names: Sequence
     for c, name in enumerate(names):
         scores, positive = probabilities[:, c], labels == c
         rows.append({"name": name, "precision": precision[c].item(), "recall": recall[c].item(), "f1": f1[c].item(),
-                     "support": int(support[c]), "roc_auc": roc_auc(roc_curve(scores, positive)),
+                     "support": int(support[c]), "roc_auc": area_under_roc(roc_curve(scores, positive)),
                      "average_precision": average_precision(precision_recall_curve(scores, positive))})
     areas = ("roc_auc", "average_precision")
     return {
@@ -178,75 +132,6 @@ def markdown_report(report: Mapping[str, Any]) -> str:
     return "\n".join(lines) + "\n"
 
 
-def _figure(size: tuple[float, float]) -> Any:
-    from matplotlib.backends.backend_agg import FigureCanvasAgg
-    from matplotlib.figure import Figure
-
-    figure = Figure(figsize=size, layout="constrained")
-    FigureCanvasAgg(figure)
-    return figure
-
-
-def plot_confusion(report: Mapping[str, Any], path: Path) -> None:
-    """Counts coloured by their share of the true class's samples (the row), so small classes show too."""
-    counts = torch.tensor(report["confusion_matrix"], dtype=torch.float64)
-    names = [row["name"] for row in report["classes"]]
-    side = min(max(4.0, 0.45 * len(names) + 2.5), 24.0)
-    figure = _figure((side + 1.0, side))
-    axes = figure.add_subplot()
-    shares = counts / counts.sum(1, keepdim=True).clamp(min=1)
-    image = axes.imshow(shares.numpy(), cmap="Blues", vmin=0.0, vmax=1.0)
-    figure.colorbar(image, ax=axes, label="share of the true class")
-    axes.set(xticks=range(len(names)), yticks=range(len(names)), xlabel="predicted class", ylabel="true class",
-             title=f"Confusion matrix (accuracy {report['accuracy']:.3f})")
-    axes.set_xticklabels(names, rotation=45 if len(names) > 4 else 0, ha="right" if len(names) > 4 else "center")
-    axes.set_yticklabels(names)
-    if len(names) <= MAX_ANNOTATED:
-        for true, row in enumerate(counts.tolist()):
-            for predicted, count in enumerate(row):
-                axes.text(predicted, true, f"{count:.0f}", ha="center", va="center", fontsize="small",
-                          color="white" if shares[true, predicted] > 0.5 else "black")
-    figure.savefig(path)
-
-
-def _curve_classes(count: int) -> list[int]:
-    """The classes with a curve of their own: the positive class of a binary task, else every class."""
-    return [1] if count == 2 else list(range(count))
-
-
-def _draw_curves(axes: Any, state: Mapping[str, Tensor], report: Mapping[str, Any], kind: str) -> int:
-    """One ``kind`` (roc or pr) curve per class that has one, labelled with its area; returns how many."""
-    probabilities, labels = state["probabilities"].double().cpu(), state["labels"].long().cpu().reshape(-1)
-    if kind == "roc":
-        make, key, area, style = roc_curve, "roc_auc", "AUC", "default"
-    else:  # P_k holds over (R_{k-1}, R_k]: the area under these steps is the average precision
-        make, key, area, style = precision_recall_curve, "average_precision", "AP", "steps-pre"
-    drawn = 0
-    for c in _curve_classes(probabilities.shape[1]):
-        curve = make(probabilities[:, c], labels == c)
-        if curve is not None:
-            row = report["classes"][c]
-            axes.plot(curve[0].numpy(), curve[1].numpy(), drawstyle=style, label=f"{row['name']} ({area} {row[key]:.3f})")
-            drawn += 1
-    return drawn
-
-
-def plot_curves(state: Mapping[str, Tensor], report: Mapping[str, Any], path: Path, kind: str) -> None:
-    """ROC (``kind="roc"``) or precision-recall (``kind="pr"``) curves, one per class against the rest."""
-    figure = _figure((6.4, 5.2))
-    axes = figure.add_subplot()
-    drawn = _draw_curves(axes, state, report, kind)
-    if kind == "roc":
-        axes.plot([0, 1], [0, 1], linestyle="--", color="grey", linewidth=0.8)  # a classifier that guesses
-        axes.set(xlabel="false positive rate", ylabel="true positive rate", title="ROC, one class against the rest")
-    else:
-        axes.set(xlabel="recall", ylabel="precision", title="Precision-recall, one class against the rest")
-    axes.set(xlim=(-0.01, 1.01), ylim=(-0.01, 1.01))
-    if 0 < drawn <= MAX_LEGEND:
-        axes.legend(loc="lower right" if kind == "roc" else "lower left", fontsize="small")
-    figure.savefig(path)
-
-
 def check_report_dir(report_dir: str | os.PathLike, overwrite: bool = False) -> None:
     """A report goes into a new or empty folder, or with ``overwrite`` over the files of one that holds some."""
     path = Path(report_dir)
@@ -299,6 +184,5 @@ def write_test_report(trainer: Any) -> list[Path]:
     return paths
 
 
-__all__ = ["REPORT_FILES", "average_precision", "check_report_dir", "classification_report", "find_class_names",
-           "is_classification_state", "markdown_report", "precision_recall_curve", "roc_auc", "roc_curve",
-           "write_report", "write_test_report"]
+__all__ = ["REPORT_FILES", "check_report_dir", "classification_report", "find_class_names", "is_classification_state",
+           "markdown_report", "write_report", "write_test_report"]

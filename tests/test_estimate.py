@@ -15,7 +15,8 @@ from llm_fixtures import write_tiny_llama
 
 from trainlab.commands.estimate import AvailableMemory, suggest
 from trainlab.components import build_model, trainer_settings
-from trainlab.estimate import estimate_memory, plan_memory, read_model_shape
+from trainlab.estimate import estimate_memory, plan_memory
+from trainlab.model_shape import read_model_shape
 from trainlab.optim import build_optimizer
 from trainlab.validation import prepare_config
 

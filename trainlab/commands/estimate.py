@@ -10,15 +10,8 @@ import sys
 
 from ..config import Config
 from ..errors import ConfigError
-from ..estimate import (
-    MemoryEstimate,
-    MemoryPlan,
-    ModelShape,
-    Workload,
-    estimate_memory,
-    is_estimable,
-    plan_memory,
-)
+from ..estimate import MemoryEstimate, MemoryPlan, Workload, estimate_memory, plan_memory
+from ..model_shape import ModelShape, is_estimable
 
 
 @dataclasses.dataclass(frozen=True)

@@ -10,6 +10,7 @@ work in the directory the launch vetted.
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 from .config import Config
 from .config.settings import TrainerSettings
@@ -33,39 +34,38 @@ def run_dir_errors(settings: TrainerSettings) -> list[str]:
     return [problem] if problem else []
 
 
+def own_checks(cfg: Config, dotted: str, registry: Any) -> list[str]:
+    """What the class named by section ``dotted`` finds wrong before it is built: its ``config_errors`` classmethod,
+    called with the section's keywords (nothing when the section has no NAME, the name is unknown, or the class
+    has no such method)."""
+    from .components import component_kwargs
+
+    section = cfg
+    for key in dotted.split("."):
+        section = section.get(key, {}) if hasattr(section, "get") else {}
+    if not section.get("NAME"):
+        return []
+    try:
+        target = registry.get(section["NAME"])
+    except RegistryError:  # reported with the component names
+        return []
+    check = getattr(target, "config_errors", None)
+    return [] if check is None else list(check(**component_kwargs(cfg, dotted, target)))
+
+
 def dataset_errors(cfg: Config, splits: tuple[str, ...] = DATASET_SPLITS) -> list[str]:
     """What each configured dataset finds wrong with its folders before it is built (``config_errors``)."""
-    from .components import component_kwargs
     from .registries import DATASETS
 
-    errors = []
-    for split in splits:
-        section = cfg.get("DATASET", {}).get(split, {})
-        if not section.get("NAME"):
-            continue
-        try:
-            target = DATASETS.get(section["NAME"])
-        except RegistryError:  # reported with the component names
-            continue
-        check = getattr(target, "config_errors", None)
-        if check is not None:
-            errors += [f"DATASET.{split}: {problem}" for problem in check(**component_kwargs(cfg, f"DATASET.{split}", target))]
-    return errors
+    return [f"DATASET.{split}: {problem}" for split in splits for problem in own_checks(cfg, f"DATASET.{split}", DATASETS)]
 
 
 def model_errors(cfg: Config) -> list[str]:
     """What the configured model class finds wrong with its files before it loads (its ``config_errors``, e.g. a
     MODEL.PRETRAINED folder that is missing or holds no readable weights)."""
-    from .components import component_kwargs
     from .registries import MODELS
 
-    name = cfg.get("MODEL", {}).get("NAME")
-    try:
-        target = MODELS.get(name) if name else None
-    except RegistryError:  # reported with the component names
-        return []
-    check = getattr(target, "config_errors", None)
-    return [] if check is None else list(check(**component_kwargs(cfg, "MODEL", target)))
+    return own_checks(cfg, "MODEL", MODELS)
 
 
 def load_from_errors(settings: TrainerSettings) -> list[str]:

@@ -196,7 +196,7 @@ def build_trainer(cfg: Config, model: Any, settings: TrainerSettings | None = No
     """TRAINER: the trainer class with its own keywords and the runtime objects it takes (model, config, the
     prototype's ``model_name_or_path``, ``tokenizer`` and ``log_queue``); the TRAINER settings reach it whether
     or not its constructor names them."""
-    from .engine.base_trainer import building_with
+    from .engine.trainer_settings import building_with
 
     settings = settings or trainer_settings(cfg)
     target = TRAINERS.get(cfg.TRAINER.NAME)

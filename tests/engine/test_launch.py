@@ -13,7 +13,7 @@ import pytest
 from engine_helpers import BLOBS_CONFIG, evaluations, run_dir_of, run_trainlab
 
 from trainlab.commands.launch import LaunchOptions, free_port
-from trainlab.engine.distributed import expand_slurm_nodelist, slurm_environment
+from trainlab.engine.rendezvous import expand_slurm_nodelist, slurm_environment
 from trainlab.errors import ConfigError
 
 ROOT = Path(__file__).resolve().parents[2]

@@ -13,7 +13,7 @@ import sys
 from dataclasses import dataclass
 from pathlib import Path
 
-from ..engine.distributed import free_port
+from ..engine.rendezvous import free_port
 from ..errors import ConfigError
 
 

@@ -48,8 +48,9 @@ def run_guarded(job: Callable[[], object], debug: bool = False) -> int:
     """Run ``job`` (this process's part of a training run) and turn its failure into one clear line and an exit
     code: 2 for the user's mistakes, 1 for failures, 130 for an interruption; the traceback only with ``debug``."""
     from ..engine import distributed
+    from ..engine.rendezvous import slurm_environment
 
-    os.environ.update(distributed.slurm_environment())  # an srun task: its rank is known from here on
+    os.environ.update(slurm_environment())  # an srun task: its rank is known from here on
     rank = int(os.environ.get("RANK", "0"))
     world_size = int(os.environ.get("WORLD_SIZE", "1"))
     if world_size > 1:
@@ -100,7 +101,7 @@ def _cuda_on_cpu_message(exc: BaseException) -> str | None:
     """The user's line that asked for CUDA on a machine without it, and the fix; None for other errors."""
     import torch
 
-    from ..engine.distributed import short_path, user_frame
+    from ..engine.user_frames import short_path, user_frame
 
     if torch.cuda.is_available() or not _CUDA_MISSING.search(str(exc)):
         return None

@@ -1,4 +1,5 @@
-"""Process-group set-up from torchrun or Slurm, rank helpers, and collectives that also work without one.
+"""Process-group set-up, rank helpers, and collectives that also work without one (Slurm's variables and free
+ports: ``rendezvous``).
 
 Every collective waits at most the process group's timeout (TRAINER.TIMEOUT_S). A collective that runs out of
 time raises CollectiveTimeout, whose message names the rank's collective and its caller: a rank that stopped
@@ -10,23 +11,20 @@ from __future__ import annotations
 import functools
 import os
 import re
-import socket
-import sysconfig
 import traceback
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import timedelta
-from pathlib import Path
 from typing import Any, TypeVar
 
 import torch
 import torch.distributed as dist
 
+from .rendezvous import free_port, slurm_environment
+from .user_frames import is_trainlab_file, short_path, user_frame
+
 F = TypeVar("F", bound=Callable[..., Any])
 
-_TRAINLAB_DIR = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-_TORCH_DIR = os.path.dirname(os.path.abspath(torch.__file__))
-_STDLIB_DIRS = {sysconfig.get_paths()["stdlib"], sysconfig.get_paths()["platstdlib"]}
 # What gloo and nccl say when a collective (or the joining of the group) ran out of time.
 _TIMEOUT_TEXT = re.compile(
     r"Timed out waiting \d+ms for (send|recv) operation|Operation timed out!|timed out in blocking wait"
@@ -73,48 +71,6 @@ def get_local_rank() -> int:
 
 def is_main_process() -> bool:
     return get_rank() == 0
-
-
-def slurm_environment() -> dict[str, str]:
-    """torchrun-style variables derived from a Slurm job step (``srun trainlab train ...``), or {}."""
-    if "SLURM_PROCID" not in os.environ or "RANK" in os.environ:
-        return {}
-    nodes = expand_slurm_nodelist(
-        os.environ.get("SLURM_STEP_NODELIST") or os.environ.get("SLURM_NODELIST", "")
-    )
-    job_id = int(os.environ.get("SLURM_JOB_ID", "0") or 0)
-    return {
-        "RANK": os.environ["SLURM_PROCID"],
-        # The tasks of this srun step; SLURM_NTASKS is the whole allocation's.
-        "WORLD_SIZE": os.environ.get("SLURM_STEP_NUM_TASKS") or os.environ.get("SLURM_NTASKS", "1"),
-        "LOCAL_RANK": os.environ.get("SLURM_LOCALID", "0"),
-        "MASTER_ADDR": os.environ.get("MASTER_ADDR") or (nodes[0] if nodes else "127.0.0.1"),
-        # A port that every task of the job computes identically, away from the common 29500.
-        "MASTER_PORT": os.environ.get("MASTER_PORT") or str(20000 + job_id % 20000),
-    }
-
-
-def expand_slurm_nodelist(nodelist: str) -> list[str]:
-    """``"gpu[01-03,07],cpu5"`` → ``["gpu01", "gpu02", "gpu03", "gpu07", "cpu5"]``."""
-    hosts = []
-    for prefix, ranges, plain in re.findall(r"([^,\[]+)\[([^\]]+)\]|([^,\[\]]+)", nodelist):
-        if plain:
-            hosts.append(plain)
-            continue
-        for part in ranges.split(","):
-            start, _, end = part.partition("-")
-            if not end:
-                hosts.append(prefix + start)
-                continue
-            hosts += [prefix + str(i).zfill(len(start)) for i in range(int(start), int(end) + 1)]
-    return hosts
-
-
-def free_port() -> int:
-    """A TCP port nothing listens on right now (chosen at launch, never a fixed 29500)."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def init_distributed(device_type: str, timeout_s: float = 1800.0, single_process_group: bool = False) -> tuple[int, int]:
@@ -304,33 +260,7 @@ def _call_site(frames: list[traceback.FrameSummary], helper: str | None) -> str:
     user = user_frame(frames)
     if user is not None:
         return f"{short_path(user.filename)}:{user.lineno}"
-    ours = [f for f in frames if f.filename != __file__ and f.name != helper and _is_trainlab(f.filename)]
+    ours = [f for f in frames if f.filename != __file__ and f.name != helper and is_trainlab_file(f.filename)]
     if not ours:
         return "?"
     return f"{short_path(ours[-1].filename)}:{ours[-1].lineno} in {ours[-1].name}"
-
-
-def user_frame(frames: list[traceback.FrameSummary]) -> traceback.FrameSummary | None:
-    """The innermost frame of code that is neither TrainLab's, torch's nor Python's own (the user's)."""
-    for frame in reversed(frames):
-        name = frame.filename
-        if name.startswith(("<", _TORCH_DIR + os.sep)) or _is_trainlab(name):
-            continue
-        if any(name.startswith(d + os.sep) for d in _STDLIB_DIRS) and "site-packages" not in name:
-            continue
-        return frame
-    return None
-
-
-def short_path(filename: str) -> str:
-    """``filename`` relative to the working directory if inside it; TrainLab's files as ``trainlab/...``."""
-    path = Path(filename)
-    if path.is_relative_to(Path.cwd()):
-        return str(path.relative_to(Path.cwd()))
-    if _is_trainlab(filename):
-        return str(path.relative_to(Path(_TRAINLAB_DIR).parent))
-    return filename
-
-
-def _is_trainlab(filename: str) -> bool:
-    return filename.startswith(_TRAINLAB_DIR + os.sep)

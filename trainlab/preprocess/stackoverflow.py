@@ -18,10 +18,8 @@ from __future__ import annotations
 import argparse
 import hashlib
 import json
-import shutil
 import sys
 import traceback
-import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -31,6 +29,7 @@ import numpy as np
 import pyarrow as pa
 
 from ..errors import DataError, TrainLabError
+from .splits_on_disk import INFO_FILE, check_output, write_atomically
 from .stackoverflow_csv import (
     FEATURE_NAMES,
     STATUSES,
@@ -40,7 +39,6 @@ from .stackoverflow_csv import (
     read_questions,
 )
 
-INFO_FILE = "preprocess.json"
 SPLITS = ("train", "validation", "test")
 LABEL_SCHEMES = {"binary": ("open", "closed"), "multiclass": STATUSES}
 
@@ -87,7 +85,7 @@ def preprocess(
         raise DataError(f"labels must be one of {', '.join(LABEL_SCHEMES)}, got {labels!r}")
     fractions = _check_fractions(fractions)
     output = Path(output_dir)
-    _check_output(output, overwrite)
+    check_output(output, overwrite)
 
     table, rows_read, dropped = read_questions(input_csv)
     status_to_label = _status_to_label(labels)
@@ -133,7 +131,7 @@ def preprocess(
         "split_sizes": summary.split_sizes,
         "label_counts": summary.label_counts,
     }
-    _write_atomically(output, splits, info)
+    write_atomically(output, splits, info)
     return summary
 
 
@@ -228,52 +226,6 @@ def _fingerprint(csv_path: str | Path, *settings: Any) -> str:
     stat = Path(csv_path).stat()
     key = repr((str(Path(csv_path).resolve()), stat.st_size, stat.st_mtime_ns, settings))
     return hashlib.sha256(key.encode()).hexdigest()[:16]
-
-
-def _check_output(output: Path, overwrite: bool) -> None:
-    if output.exists() and not output.is_dir():
-        raise DataError(f"--output {output} is a file; pass a directory for the splits")
-    if not output.is_dir() or not any(output.iterdir()):
-        return
-    if not (output / INFO_FILE).is_file():
-        raise DataError(
-            f"--output directory {output} already holds other files; pass a new or empty directory"
-        )
-    if not overwrite:
-        try:
-            info = json.loads((output / INFO_FILE).read_text())
-        except (OSError, ValueError):
-            info = {}
-        raise DataError(
-            f"--output {output} already holds preprocessed splits (of {info.get('source', '?')}, seed "
-            f"{info.get('seed', '?')}) that runs may have trained on; choose a new directory, or pass "
-            f"--overwrite to replace them"
-        )
-
-
-def _write_atomically(output: Path, splits: dict[str, Any], info: dict[str, Any]) -> None:
-    from datasets import DatasetDict
-
-    from ..utils.quiet import datasets_progress_bars_off
-
-    output.parent.mkdir(parents=True, exist_ok=True)
-    # mkdir (unlike mkdtemp) honours the umask, so the output gets the user's usual permissions.
-    staging = output.parent / f".{output.name}.tmp-{uuid.uuid4().hex[:12]}"
-    staging.mkdir()
-    try:
-        with datasets_progress_bars_off():  # the command prints one summary line, not a bar per split
-            DatasetDict(splits).save_to_disk(str(staging))
-        (staging / INFO_FILE).write_text(json.dumps(info, indent=2) + "\n")
-        if output.exists():
-            # Move the old output aside first so the new one appears with a single rename.
-            retired = output.parent / f".{output.name}.old-{uuid.uuid4().hex[:12]}"
-            output.rename(retired)
-            staging.rename(output)
-            shutil.rmtree(retired)
-        else:
-            staging.rename(output)
-    finally:
-        shutil.rmtree(staging, ignore_errors=True)
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -219,9 +219,9 @@ def test_a_key_written_twice_is_refused_with_its_line(tmp_path, text, line, key)
 def test_yaml_merge_keys_may_still_be_overridden(tmp_path):
     config = write_config(tmp_path, "merge.yaml", "TRAINER: &t\n  EPOCHS: 2\nMODEL:\n  NAME: m\n")
     assert load_config(config).TRAINER.EPOCHS == 2
-    from trainlab.config.loader import _load_yaml
+    from trainlab.config.yaml_files import load_yaml
 
-    assert _load_yaml("a: &x {b: 1}\nd:\n  <<: *x\n  b: 3\n")["d"] == {"b": 3}
+    assert load_yaml("a: &x {b: 1}\nd:\n  <<: *x\n  b: 3\n")["d"] == {"b": 3}
 
 
 def test_the_dumped_config_loads_back_equal(tmp_path):

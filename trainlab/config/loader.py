@@ -5,7 +5,6 @@ from __future__ import annotations
 import copy
 import importlib.util
 import os
-import re
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -14,49 +13,10 @@ import yaml
 
 from ..errors import ConfigError, did_you_mean
 from .defaults import DEFAULTS, OPEN_SECTIONS
+from .yaml_files import load_yaml, read_yaml
 
 BASE_KEY = "_BASE_"
 PKG_PREFIX = "pkg://"
-
-
-class _YamlLoader(yaml.SafeLoader):
-    """Safe YAML that reads ``1e-4`` as a float, as YAML 1.2 does; PyYAML (YAML 1.1) makes it a string."""
-
-
-_YamlLoader.add_implicit_resolver(
-    "tag:yaml.org,2002:float",
-    re.compile(r"^[-+]?(?:[0-9][0-9_]*(?:\.[0-9_]*)?|\.[0-9_]+)[eE][-+]?[0-9]+$"),
-    list("-+0123456789."),
-)
-
-
-class DuplicateKeyError(yaml.MarkedYAMLError):
-    """A mapping that names the same key twice; PyYAML would silently keep only the last one."""
-
-
-def _construct_unique_mapping(loader: _YamlLoader, node: yaml.MappingNode, deep: bool = False) -> dict:
-    written = [key for key, _ in node.value if key.tag != "tag:yaml.org,2002:merge"]  # overriding `<<:` is fine
-    seen: dict[Any, yaml.Node] = {}
-    for key_node in written:
-        key = loader.construct_object(key_node, deep=deep)
-        try:
-            first = seen.setdefault(key, key_node)
-        except TypeError:  # an unhashable key; the base constructor reports it
-            continue
-        if first is not key_node:
-            raise DuplicateKeyError(
-                problem=f"key {key} appears twice (first at line {first.start_mark.line + 1}) — "
-                "merge the two blocks into one; otherwise the first is silently dropped",
-                problem_mark=key_node.start_mark,
-            )
-    return loader.construct_mapping(node, deep=deep)
-
-
-_YamlLoader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _construct_unique_mapping)
-
-
-def _load_yaml(text: str) -> Any:
-    return yaml.load(text, Loader=_YamlLoader)  # a SafeLoader subclass: no arbitrary objects
 
 
 class Config(dict):
@@ -150,7 +110,7 @@ def _read_with_bases(path: Path, chain: tuple[Path, ...]) -> dict[str, Any]:
     if path in chain:
         cycle = " → ".join(str(p) for p in (*chain, path))
         raise ConfigError(f"_BASE_ files include each other in a cycle: {cycle}")
-    data = _read_yaml(path)
+    data = read_yaml(path)
     _check_structure(data, DEFAULTS, "", path)
     _anchor_custom_imports(data, path.parent)
     bases = data.pop(BASE_KEY, [])
@@ -196,29 +156,6 @@ def _anchor_custom_imports(data: dict[str, Any], folder: Path) -> None:
         else entry
         for entry in imports
     ]
-
-
-def _read_yaml(path: Path) -> dict[str, Any]:
-    if not path.is_file():
-        raise ConfigError(
-            f"config file not found: {path} — check the path (relative paths start at {Path.cwd()})"
-        )
-    try:
-        data = _load_yaml(path.read_text(encoding="utf-8"))
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        if isinstance(exc, DuplicateKeyError):
-            raise ConfigError(f"{path}, line {mark.line + 1}: {exc.problem}") from None
-        where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
-        problem = " ".join(str(getattr(exc, "problem", None) or exc).split())
-        raise ConfigError(f"{path} is not valid YAML{where}: {problem}") from None
-    if data is None:
-        raise ConfigError(f"{path} is empty — it needs at least a MODEL, DATASET and TRAINER section")
-    if not isinstance(data, dict):
-        raise ConfigError(
-            f"{path} must hold a mapping of sections (MODEL, TRAINER, DATASET), not {type(data).__name__}"
-        )
-    return data
 
 
 def _deep_merge(base: dict[str, Any], update: Mapping[str, Any]) -> dict[str, Any]:
@@ -291,7 +228,7 @@ def parse_overrides(items: Sequence[str]) -> list[tuple[str, Any]]:
                 f"override '{item}' has no value — write KEY VALUE (TRAINER.EPOCHS 3) or KEY=VALUE"
             )
         try:
-            value = _load_yaml(raw) if raw != "" else ""
+            value = load_yaml(raw) if raw != "" else ""
         except yaml.YAMLError:
             value = raw
         pairs.append((key.strip(), value))

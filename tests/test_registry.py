@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 import torch
 
-import trainlab.registry as registry_module
+import trainlab.plugins as plugins_module
 from trainlab.builder import LOSSES, MODELS, OPTIMIZERS, SCHEDULERS, build_from_cfg
 from trainlab.errors import RegistryError
 from trainlab.registry import Registry, accepted_keywords
@@ -254,7 +254,7 @@ def test_installed_plugins_register_through_the_entry_point_group(tmp_path, monk
         },
     )
     monkeypatch.syspath_prepend(str(tmp_path))
-    monkeypatch.setattr(registry_module, "_plugins_loaded", False)
+    monkeypatch.setattr(plugins_module, "_plugins_loaded", False)
     try:
         assert "acme_trainlab_plugin" not in sys.modules
         assert MODELS.build({"NAME": "AcmeTinyModel", "WIDTH": 8}).width == 8

@@ -33,7 +33,7 @@ def listing_key() -> str | None:
     """A digest of everything the built-in listing depends on; None when plugins make it unknowable."""
     from importlib.metadata import PackageNotFoundError, entry_points, version
 
-    from .registry import PLUGIN_GROUP
+    from .plugins import PLUGIN_GROUP
 
     if list(entry_points(group=PLUGIN_GROUP)):
         return None

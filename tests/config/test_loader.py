@@ -1,5 +1,5 @@
 """Configs as a user writes them: recipes built on `_BASE_` files, command-line overrides, and the mistakes
-the loader must catch before anything is built."""
+the loader must catch before anything is built (mistakes in the YAML itself: test_yaml_files.py)."""
 
 from __future__ import annotations
 
@@ -190,38 +190,6 @@ def test_pkg_paths_point_inside_an_installed_package(tmp_path):
         ConfigError, match="Python package 'no_such_model_pkg' is not installed — pip install it"
     ):
         load_config(RECIPE, ["MODEL.PRETRAINED", "pkg://no_such_model_pkg/weights"])
-
-
-def test_files_that_are_not_configs_say_where_they_go_wrong(tmp_path):
-    broken = write_config(tmp_path, "broken.yaml", "TRAINER:\n  EPOCHS: [3\n")
-    with pytest.raises(ConfigError, match=r"broken\.yaml is not valid YAML at line 3, column 1"):
-        load_config(broken)
-    listing = write_config(tmp_path, "list.yaml", "- MODEL\n- TRAINER\n")
-    with pytest.raises(
-        ConfigError, match=r"must hold a mapping of sections \(MODEL, TRAINER, DATASET\), not list"
-    ):
-        load_config(listing)
-    with pytest.raises(ConfigError, match=r"empty\.yaml is empty"):
-        load_config(write_config(tmp_path, "empty.yaml", "# only a comment\n"))
-
-
-@pytest.mark.parametrize("text, line, key", [
-    ("TRAINER:\n  EPOCHS: 2\nMODEL:\n  NAME: x\nTRAINER:\n  LR: 0.1\n", 5, "TRAINER"),
-    ("TRAINER:\n  EPOCHS: 2\n  EPOCHS: 3\n", 3, "EPOCHS"),
-    ("DATASET:\n  TRAIN:\n    NAME: a\n    NAME: b\n", 4, "NAME"),
-])
-def test_a_key_written_twice_is_refused_with_its_line(tmp_path, text, line, key):
-    config = write_config(tmp_path, "twice.yaml", text)
-    with pytest.raises(ConfigError, match=rf"twice\.yaml, line {line}: key {key} appears twice"):
-        load_config(config)
-
-
-def test_yaml_merge_keys_may_still_be_overridden(tmp_path):
-    config = write_config(tmp_path, "merge.yaml", "TRAINER: &t\n  EPOCHS: 2\nMODEL:\n  NAME: m\n")
-    assert load_config(config).TRAINER.EPOCHS == 2
-    from trainlab.config.yaml_files import load_yaml
-
-    assert load_yaml("a: &x {b: 1}\nd:\n  <<: *x\n  b: 3\n")["d"] == {"b": 3}
 
 
 def test_the_dumped_config_loads_back_equal(tmp_path):

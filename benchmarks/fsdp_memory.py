@@ -22,7 +22,6 @@ import json
 import os
 import platform
 import shutil
-import signal
 import statistics
 import subprocess
 import sys
@@ -34,16 +33,13 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # `python bench
 
 import psutil
 
-from benchmarks.harness import REPO_ROOT, child_env, tree_rss
+from benchmarks.harness import REPO_ROOT, GiB, child_env, wait_for_memory, watch
 from benchmarks.modes.llama_job import STRATEGIES, LlamaShape, train_command
 from benchmarks.modes.step_probe import read_probes, step_seconds
 
-GiB = 2**30
-POLL_SECONDS = 0.2
 LADDER = tuple(range(256, 3072 + 1, 128))  # hidden sizes: ~20M to ~1.4B parameters at 8 layers, vocab 32000
 QUICK_LADDER = (32, 64, 128)
 GOAL_RATIO = 1.8
-LOW_HOST_MEMORY = GiB // 2  # below this much free host memory a run is stopped: the machine, not the run, is short
 
 
 def shape_for(hidden: int, quick: bool) -> LlamaShape:
@@ -101,40 +97,6 @@ class JobCache:
         self.built.clear()
 
 
-def available_host_bytes() -> int:
-    return psutil.virtual_memory().available
-
-
-def watch(command: list[str], log: Path, budget: int, timeout: float) -> tuple[int, int, str]:
-    """Run ``command`` in its own session, polling its tree's summed RSS; returns (exit code, peak bytes, outcome).
-
-    Over ``budget``, past ``timeout``, or when the machine itself runs short of memory, the whole tree is killed.
-    """
-    peak, outcome = 0, ""
-    start = time.monotonic()
-    with log.open("wb") as handle:
-        popen = subprocess.Popen(command, cwd=REPO_ROOT, env=child_env(), stdout=handle, stderr=subprocess.STDOUT,
-                                 start_new_session=True)
-        process = psutil.Process(popen.pid)
-        while popen.poll() is None:
-            try:
-                peak = max(peak, tree_rss(process))
-            except psutil.Error:
-                pass
-            if peak > budget:
-                outcome = "over budget"
-            elif time.monotonic() - start > timeout:
-                outcome = "timeout"
-            elif available_host_bytes() < LOW_HOST_MEMORY:
-                outcome = "host memory low"
-            if outcome:
-                os.killpg(popen.pid, signal.SIGKILL)  # the session this run started: the launcher and its ranks
-                break
-            time.sleep(POLL_SECONDS)
-        returncode = popen.wait()
-    return returncode, peak, outcome
-
-
 def attempt(strategy: str, hidden: int, jobs: JobCache, args: argparse.Namespace, steps: int) -> Attempt:
     """Train the ladder's model at ``hidden`` with ``strategy`` for ``steps`` steps under the budget."""
     job = jobs.get(hidden)
@@ -161,13 +123,6 @@ def attempt(strategy: str, hidden: int, jobs: JobCache, args: argparse.Namespace
           flush=True)
     shutil.rmtree(output, ignore_errors=True)
     return result
-
-
-def wait_for_memory(budget: int, patience_s: float = 600) -> None:
-    """Start a run only when the machine has the budget free (others' jobs may hold memory for a while)."""
-    deadline = time.monotonic() + patience_s
-    while available_host_bytes() < budget + LOW_HOST_MEMORY and time.monotonic() < deadline:
-        time.sleep(5)
 
 
 def largest_fitting(ladder: tuple[int, ...], run: Callable[[int], Attempt]) -> list[Attempt]:

@@ -1,8 +1,10 @@
-"""Run one benchmark process (tree) and measure it from outside: start time, wall time, peak RSS of the tree."""
+"""Run one benchmark process (tree) and measure it from outside: start time, wall time, peak RSS of the tree;
+or run it under a memory budget (``watch``), killed when it goes over."""
 
 from __future__ import annotations
 
 import os
+import signal
 import subprocess
 import sys
 import threading
@@ -14,6 +16,9 @@ import psutil
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 POLL_SECONDS = 0.05
+GiB = 2**30
+BUDGET_POLL_SECONDS = 0.2  # a run under a memory budget (``watch``) is polled this often
+LOW_HOST_MEMORY = GiB // 2  # below this much free host memory a run is stopped: the machine, not the run, is short
 
 
 @dataclass
@@ -89,3 +94,45 @@ def time_command(command: list[str], repeats: int, **env: str) -> list[float]:
 
 def python_module(module: str, *args: str) -> list[str]:
     return [sys.executable, "-m", module, *args]
+
+
+def available_host_bytes() -> int:
+    """Host memory free for new allocations now."""
+    return psutil.virtual_memory().available
+
+
+def watch(command: list[str], log: Path, budget: int, timeout: float) -> tuple[int, int, str]:
+    """Run ``command`` in its own session, polling its tree's summed RSS; returns (exit code, peak bytes, outcome).
+
+    Over ``budget``, past ``timeout``, or when the machine itself runs short of memory, the whole tree is killed.
+    """
+    peak, outcome = 0, ""
+    start = time.monotonic()
+    with log.open("wb") as handle:
+        popen = subprocess.Popen(command, cwd=REPO_ROOT, env=child_env(), stdout=handle, stderr=subprocess.STDOUT,
+                                 start_new_session=True)
+        process = psutil.Process(popen.pid)
+        while popen.poll() is None:
+            try:
+                peak = max(peak, tree_rss(process))
+            except psutil.Error:
+                pass
+            if peak > budget:
+                outcome = "over budget"
+            elif time.monotonic() - start > timeout:
+                outcome = "timeout"
+            elif available_host_bytes() < LOW_HOST_MEMORY:
+                outcome = "host memory low"
+            if outcome:
+                os.killpg(popen.pid, signal.SIGKILL)  # the session this run started: the launcher and its ranks
+                break
+            time.sleep(BUDGET_POLL_SECONDS)
+        returncode = popen.wait()
+    return returncode, peak, outcome
+
+
+def wait_for_memory(budget: int, patience_s: float = 600) -> None:
+    """Start a run only when the machine has the budget free (others' jobs may hold memory for a while)."""
+    deadline = time.monotonic() + patience_s
+    while available_host_bytes() < budget + LOW_HOST_MEMORY and time.monotonic() < deadline:
+        time.sleep(5)
